@@ -1,0 +1,1 @@
+"""Accounts, populations, person codes, passwords, temporary passwords."""

@@ -1,0 +1,282 @@
+"""Account services: the one implementation the CLI, the console and the web pages all call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+
+from codicefiscale import codicefiscale
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.accounts.identifiers import InvalidInput, check_text, normalise_identifier
+from idp.accounts.passwords import PasswordRejected, Passwords, generate_temporary_password
+from idp.ops.audit import record
+from idp.settings import Settings
+from idp.store.db import Database
+from idp.store.ephemeral import Ephemeral
+from idp.store.models import Account, LoginIdentifier, PersonCodeSequence, utcnow
+
+POPULATIONS = ("student", "staff", "guest", "service")
+STATUSES = ("active", "disabled")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{2,63}$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+class AccountError(Exception):
+    """A request about accounts that cannot be carried out; the message says why."""
+
+
+class AccountExists(AccountError):
+    pass
+
+
+class AccountNotFound(AccountError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    username: str
+    given_name: str
+    family_name: str
+    email: str
+    population: str = "student"
+    personal_email: str | None = None
+    student_id: str | None = None
+    citizenship: str | None = None
+    fiscal_code: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    status: str  # ok | invalid | disabled | throttled
+    account: Account | None = None
+
+
+class AccountService:
+    def __init__(self, settings: Settings, db: Database, ephemeral: Ephemeral, passwords: Passwords) -> None:
+        self.settings = settings
+        self.db = db
+        self.ephemeral = ephemeral
+        self.passwords = passwords
+
+    # --- creation -------------------------------------------------------------------------
+    def create(self, new: NewAccount, password: str | None = None, *, actor: str = "system") -> Account:
+        values = self._validated(new)
+        if password is not None:
+            self.passwords.check_choice(
+                password, context=(values["username"], values["given_name"], values["family_name"])
+            )
+        try:
+            with self.db.session() as session:
+                code = self._next_person_code(session)
+                account = Account(person_code=code, **values)
+                if password is not None:
+                    account.password_hash = self.passwords.hash(password)
+                    account.password_changed_at = utcnow()
+                account.identifiers = [
+                    LoginIdentifier(value=normalise_identifier(value), kind=kind)
+                    for kind, value in self._identifier_forms(account)
+                ]
+                session.add(account)
+                session.flush()
+                record(session, "account.created", actor, account.id, {"population": account.population})
+                return account
+        except IntegrityError as exc:
+            raise AccountExists(_conflict_message(str(exc.orig))) from exc
+
+    def _validated(self, new: NewAccount) -> dict:
+        values = {
+            "username": normalise_identifier(check_text("username", new.username, 64)),
+            "given_name": check_text("given_name", new.given_name, 200).strip(),
+            "family_name": check_text("family_name", new.family_name, 200).strip(),
+            "email": normalise_identifier(check_text("email", new.email, 320)),
+            "population": new.population,
+            "personal_email": None,
+            "student_id": None,
+            "citizenship": None,
+            "fiscal_code": None,
+        }
+        if not USERNAME.match(values["username"]):
+            raise InvalidInput("username", "letters, digits, dot, dash and underscore only (2-64)")
+        if not EMAIL.match(values["email"]):
+            raise InvalidInput("email", "not an e-mail address")
+        if new.population not in POPULATIONS:
+            raise InvalidInput("population", f"must be one of {', '.join(POPULATIONS)}")
+        if new.personal_email:
+            personal = normalise_identifier(check_text("personal_email", new.personal_email, 320))
+            if not EMAIL.match(personal):
+                raise InvalidInput("personal_email", "not an e-mail address")
+            values["personal_email"] = personal
+        if new.student_id:
+            student_id = normalise_identifier(check_text("student_id", new.student_id, 64))
+            if not student_id.isalnum():
+                raise InvalidInput("student_id", "letters and digits only")
+            values["student_id"] = student_id
+        if new.citizenship:
+            citizenship = new.citizenship.strip().upper()
+            if not re.fullmatch(r"[A-Z]{2}", citizenship):
+                raise InvalidInput("citizenship", "an ISO 3166 two-letter country code, such as IT")
+            values["citizenship"] = citizenship
+        if new.fiscal_code:
+            fiscal_code = new.fiscal_code.strip().upper()
+            if not codicefiscale.is_valid(fiscal_code):
+                raise InvalidInput("fiscal_code", "not a valid Italian codice fiscale")
+            values["fiscal_code"] = fiscal_code
+        elif values["citizenship"] == "IT":
+            raise InvalidInput("fiscal_code", "required for Italian citizens")
+        return values
+
+    def _next_person_code(self, session: Session) -> str:
+        row = PersonCodeSequence()
+        session.add(row)
+        session.flush()
+        return str(self.settings.login.person_code_start + row.id)
+
+    @staticmethod
+    def _identifier_forms(account: Account) -> list[tuple[str, str]]:
+        forms = [("username", account.username), ("person_code", account.person_code), ("email", account.email)]
+        if account.student_id:
+            forms.append(("student_id", account.student_id))
+        return list(dict.fromkeys(forms))
+
+    # --- lookup -----------------------------------------------------------------------------
+    def find(self, typed: str) -> Account | None:
+        with self.db.session() as session:
+            return self._find(session, typed)
+
+    @staticmethod
+    def _find(session: Session, typed: str) -> Account | None:
+        value = normalise_identifier(typed)
+        stmt = select(Account).join(LoginIdentifier).where(LoginIdentifier.value == value)
+        return session.execute(stmt).scalar_one_or_none()
+
+    def get(self, account_id: str) -> Account | None:
+        with self.db.session() as session:
+            return session.get(Account, account_id)
+
+    def require(self, typed: str) -> Account:
+        account = self.find(typed)
+        if account is None:
+            raise AccountNotFound(f"no account {typed!r}")
+        return account
+
+    def list(self, population: str | None = None, limit: int = 1000) -> list[Account]:
+        with self.db.session() as session:
+            stmt = select(Account).order_by(Account.username).limit(limit)
+            if population:
+                stmt = stmt.where(Account.population == population)
+            return list(session.execute(stmt).scalars())
+
+    def count(self) -> int:
+        with self.db.session() as session:
+            return session.execute(select(func.count()).select_from(Account)).scalar_one()
+
+    # --- password login ---------------------------------------------------------------------
+    def authenticate(self, typed: str, password: str, *, remote_addr: str | None = None) -> LoginOutcome:
+        normalised = normalise_identifier(typed)
+        with self.db.session() as session:
+            account = self._find(session, normalised)
+            throttle_key = "loginfail:" + (
+                f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
+            )
+            window = self.settings.login.failed_window_minutes * 60
+            failures = self.ephemeral.get(throttle_key)
+            if failures is not None and int(failures) >= self.settings.login.failed_attempts_per_account:
+                record(session, "login.throttled", normalised[:256], account.id if account else None, {}, remote_addr)
+                return LoginOutcome("throttled")
+            if account is None:
+                self.passwords.burn(password)
+                self.ephemeral.incr(throttle_key, window)
+                record(session, "login.failed", normalised[:256], None, {"reason": "unknown"}, remote_addr)
+                return LoginOutcome("invalid")
+            if not self.passwords.verify(account.password_hash, password):
+                self.ephemeral.incr(throttle_key, window)
+                record(session, "login.failed", account.username, account.id, {"reason": "password"}, remote_addr)
+                return LoginOutcome("invalid")
+            if account.status != "active":
+                record(session, "login.refused", account.username, account.id, {"reason": account.status}, remote_addr)
+                return LoginOutcome("disabled", account)
+            if account.password_hash and self.passwords.needs_rehash(account.password_hash):
+                account.password_hash = self.passwords.hash(password)
+            account.login_count += 1
+            account.last_login_at = utcnow()
+            record(session, "login.password", account.username, account.id, {}, remote_addr)
+            self.ephemeral.delete(throttle_key)
+            return LoginOutcome("ok", account)
+
+    # --- password changes -------------------------------------------------------------------
+    def change_password(self, account_id: str, new_password: str, *, actor: str) -> None:
+        with self.db.session() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise AccountNotFound("account no longer exists")
+            self.passwords.check_choice(
+                new_password, context=(account.username, account.given_name, account.family_name, account.person_code)
+            )
+            if account.password_hash and self.passwords.verify(account.password_hash, new_password):
+                raise PasswordRejected("same_as_current")
+            account.password_hash = self.passwords.hash(new_password)
+            account.password_changed_at = utcnow()
+            account.password_must_change = False
+            record(session, "password.changed", actor, account.id, {})
+
+    def issue_temporary_password(self, typed: str, *, actor: str) -> str:
+        password = generate_temporary_password()
+        with self.db.session() as session:
+            account = self._find(session, typed)
+            if account is None:
+                raise AccountNotFound(f"no account {typed!r}")
+            account.password_hash = self.passwords.hash(password)
+            account.password_changed_at = utcnow()
+            account.password_must_change = True
+            record(session, "password.temporary_issued", actor, account.id, {})
+        self.ephemeral.delete(f"loginfail:acct:{account.id}")
+        return password
+
+    def set_status(self, typed: str, status: str, *, actor: str) -> Account:
+        if status not in STATUSES:
+            raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+        with self.db.session() as session:
+            account = self._find(session, typed)
+            if account is None:
+                raise AccountNotFound(f"no account {typed!r}")
+            account.status = status
+            record(session, f"account.{'enabled' if status == 'active' else 'disabled'}", actor, account.id, {})
+            return account
+
+    def unlock(self, typed: str, *, actor: str) -> Account:
+        account = self.require(typed)
+        self.ephemeral.delete(f"loginfail:acct:{account.id}")
+        with self.db.session() as session:
+            record(session, "account.unlocked", actor, account.id, {})
+        return account
+
+    def password_expires_at(self, account: Account) -> dt.datetime | None:
+        if not account.password_changed_at or self.settings.passwords.expiry_days <= 0:
+            return None
+        changed = account.password_changed_at
+        if changed.tzinfo is None:  # SQLite returns naive datetimes
+            changed = changed.replace(tzinfo=dt.UTC)
+        return changed + dt.timedelta(days=self.settings.passwords.expiry_days)
+
+
+def _conflict_message(detail: str) -> str:
+    detail = detail.lower()
+    for column, label in (
+        (
+            "login_identifiers",
+            "one of the identifiers (username, e-mail, student ID) is already used by another account",
+        ),
+        ("username", "username already taken"),
+        ("email", "e-mail already used by another account"),
+        ("student_id", "student ID already used by another account"),
+        ("fiscal_code", "fiscal code already used by another account"),
+    ):
+        if column in detail:
+            return label
+    return "an account with these identifiers already exists"

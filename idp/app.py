@@ -1,0 +1,111 @@
+"""`create_app(settings)`: wiring only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from flask import Flask, request
+from flask_babel import Babel
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp.accounts.passwords import Passwords
+from idp.accounts.service import AccountService
+from idp.errors import register_error_pages
+from idp.flow.state import FlowStore
+from idp.keys import KeyRing
+from idp.sessions import SsoSessions
+from idp.settings import Settings, load_settings
+from idp.store.db import Database
+from idp.store.ephemeral import Ephemeral, open_ephemeral
+from idp.web import attach_browser_cookie, remember_locale, select_locale
+
+
+@dataclass
+class Services:
+    """Everything a request needs, built once per process."""
+
+    settings: Settings
+    db: Database
+    ephemeral: Ephemeral
+    keys: KeyRing
+    passwords: Passwords
+    accounts: AccountService
+    sessions: SsoSessions
+    flows: FlowStore
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.database_url, settings.database.pool_size)
+    ephemeral = open_ephemeral(settings.redis.url, settings.redis.prefix, db)
+    keys = KeyRing.load(settings.keys_dir)
+    passwords = Passwords(settings.passwords)
+    return Services(
+        settings=settings,
+        db=db,
+        ephemeral=ephemeral,
+        keys=keys,
+        passwords=passwords,
+        accounts=AccountService(settings, db, ephemeral, passwords),
+        sessions=SsoSessions(ephemeral, settings.sessions),
+        flows=FlowStore(ephemeral, settings.sessions.flow_ttl_minutes * 60),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.server.max_request_kib * 1024,
+        MAX_FORM_MEMORY_SIZE=settings.server.max_request_kib * 1024,
+        BABEL_DEFAULT_LOCALE=settings.i18n.default_locale,
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    if settings.server.trusted_proxies:
+        n = settings.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+    app.extensions["varco"] = build_services(settings)
+    Babel(app, locale_selector=select_locale)
+
+    from idp.flow.views import bp as flow_bp
+    from idp.ops.health import bp as health_bp
+
+    app.register_blueprint(flow_bp)
+    app.register_blueprint(health_bp)
+    register_error_pages(app)
+
+    @app.context_processor
+    def page_globals() -> dict:
+        from flask_babel import get_locale
+
+        def lang_url(code: str) -> str:
+            args = request.args.to_dict(flat=False)
+            args["lang"] = [code]
+            return request.path + "?" + urlencode(args, doseq=True)
+
+        return {
+            "locale": str(get_locale()),
+            "organization": settings.organization,
+            "other_locales": settings.i18n.locales,
+            "lang_url": lang_url,
+        }
+
+    @app.after_request
+    def security_headers(response):  # type: ignore[no-untyped-def]
+        attach_browser_cookie(response)
+        remember_locale(response)
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.path.startswith(("/login", "/logout", "/account")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app

@@ -1,0 +1,341 @@
+"""The `varco` command (INTERFACE.md). Exit codes: 0 done, 1 failed, 2 bad usage or bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from idp.accounts.identifiers import InvalidInput
+from idp.accounts.passwords import PasswordRejected
+from idp.accounts.service import POPULATIONS, AccountError, NewAccount
+from idp.keys import KeyRing, KeysMissing, init_keys
+from idp.settings import Settings, SettingsError, load_settings
+from idp.store.db import Database, DatabaseUnavailable
+from idp.store.ephemeral import EphemeralUnavailable
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "varco.example.toml"
+
+
+class Failed(click.ClickException):
+    exit_code = 1
+
+
+class Context:
+    def __init__(self, home: str | None) -> None:
+        self.home = home
+        self._settings: Settings | None = None
+        self._services: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.home)
+            except SettingsError as exc:
+                raise Failed(str(exc)) from exc
+        return self._settings
+
+    @property
+    def services(self) -> Any:
+        if self._services is None:
+            from idp.app import build_services
+
+            try:
+                self._services = build_services(self.settings)
+            except KeysMissing as exc:
+                raise Failed(f"{exc} (or `varco init`)") from exc
+        return self._services
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="VARCO_HOME", help="Instance folder (config/, keys/, var/). Default: current folder.")
+@click.pass_context
+def cli(click_ctx: click.Context, home: str | None) -> None:
+    """Varco, the university identity provider."""
+    click_ctx.obj = Context(home)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except (DatabaseUnavailable, EphemeralUnavailable) as exc:
+        click.echo(f"Error: a store is unavailable: {exc}", err=True)
+        sys.exit(1)
+
+
+def emit(data: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    elif isinstance(data, list):
+        for row in data:
+            click.echo("\t".join(str(value if value is not None else "") for value in row.values()))
+    else:
+        width = max(len(k) for k in data)
+        for key, value in data.items():
+            click.echo(f"{key.ljust(width)}  {value if value is not None else ''}")
+
+
+# --- instance ------------------------------------------------------------------------------
+def initialise(settings: Settings) -> list[str]:
+    done: list[str] = []
+    settings.config_file.parent.mkdir(parents=True, exist_ok=True)
+    (settings.home / "var").mkdir(parents=True, exist_ok=True)
+    if not settings.config_file.exists():
+        shutil.copyfile(EXAMPLE_CONFIG, settings.config_file)
+        done.append(f"wrote {settings.config_file}")
+    done += [f"created {item}" for item in init_keys(settings.keys_dir, settings.organization.name)]
+    Database(settings.database_url).upgrade()
+    done.append("database schema is up to date")
+    return done
+
+
+@cli.command()
+@pass_ctx
+def init(ctx: Context) -> None:
+    """Create config (if absent), keys and the database schema. Safe to run again."""
+    try:
+        for line in initialise(ctx.settings):
+            click.echo(line)
+    except DatabaseUnavailable as exc:
+        raise Failed(f"database unavailable: {exc}") from exc
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply migrations."""
+    Database(ctx.settings.database_url).upgrade()
+    click.echo("database schema is up to date")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the instance with the development server (production: gunicorn)."""
+    from werkzeug.serving import run_simple
+
+    from idp.app import create_app
+
+    try:
+        app = create_app(ctx.settings)
+    except KeysMissing as exc:
+        raise Failed(f"{exc} (or `varco init`)") from exc
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@cli.command()
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--no-serve", is_flag=True, help="Prepare the demo instance and exit.")
+@pass_ctx
+def demo(ctx: Context, port: int, host: str, no_serve: bool) -> None:
+    """Create a throw-away demo instance with demo accounts and serve it."""
+    from idp.demo import prepare_demo
+
+    home = (Path(ctx.home) if ctx.home else Path.cwd()) / "var" / "demo"
+    settings, lines = prepare_demo(home, f"http://{host}:{port}")
+    for line in lines:
+        click.echo(line)
+    if no_serve:
+        return
+    from werkzeug.serving import run_simple
+
+    from idp.app import create_app
+
+    click.echo(f"\nVarco demo: http://{host}:{port}/login   (Ctrl-C to stop)")
+    run_simple(host, port, create_app(settings), threaded=True, use_reloader=False)
+
+
+# --- keys ------------------------------------------------------------------------------------
+@cli.group()
+def keys() -> None:
+    """Signing and encryption keys."""
+
+
+@keys.command("init")
+@pass_ctx
+def keys_init(ctx: Context) -> None:
+    """Generate the keys that are missing (RSA 3072, EC P-256, secret-encryption key)."""
+    created = init_keys(ctx.settings.keys_dir, ctx.settings.organization.name)
+    for item in created or ["all keys already present"]:
+        click.echo(item)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def keys_list(ctx: Context, as_json: bool) -> None:
+    """List signing keys."""
+    try:
+        ring = KeyRing.load(ctx.settings.keys_dir)
+    except KeysMissing as exc:
+        raise Failed(str(exc)) from exc
+    rows = [
+        {"kid": k.kid, "kind": k.kind, "alg": k.alg, "status": k.status, "created": k.created} for k in ring.signing
+    ]
+    emit(rows, as_json)
+
+
+# --- users -----------------------------------------------------------------------------------
+@cli.group()
+def users() -> None:
+    """Accounts."""
+
+
+def account_view(account: Any, services: Any) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "username": account.username,
+        "person_code": account.person_code,
+        "email": account.email,
+        "student_id": account.student_id,
+        "personal_email": account.personal_email,
+        "given_name": account.given_name,
+        "family_name": account.family_name,
+        "population": account.population,
+        "citizenship": account.citizenship,
+        "fiscal_code": account.fiscal_code,
+        "status": account.status,
+        "password_set": account.password_hash is not None,
+        "password_must_change": account.password_must_change,
+        "password_expires_at": services.accounts.password_expires_at(account),
+        "login_count": account.login_count,
+        "last_login_at": account.last_login_at,
+        "created_at": account.created_at,
+    }
+
+
+def read_secret(flag: str) -> str:
+    if sys.stdin is None or sys.stdin.closed:
+        raise click.BadParameter("nothing on standard input", param_hint=flag)
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise click.BadParameter("standard input was empty", param_hint=flag)
+    return value
+
+
+def account_errors(fn):  # type: ignore[no-untyped-def]
+    """Map service errors to the exit codes of INTERFACE.md."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInput as exc:
+            raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from exc
+        except PasswordRejected as exc:
+            raise click.BadParameter(
+                f"password refused: {exc.reason.replace('_', ' ')}", param_hint="--password-stdin"
+            ) from exc
+        except AccountError as exc:
+            raise Failed(str(exc)) from exc
+        except (DatabaseUnavailable, EphemeralUnavailable) as exc:
+            raise Failed(f"store unavailable: {exc}") from exc
+
+    return wrapper
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--given-name", required=True)
+@click.option("--family-name", required=True)
+@click.option("--email", required=True, help="Institutional e-mail address.")
+@click.option("--personal-email", help="Personal address for password reset and 2FA deactivation.")
+@click.option("--population", type=click.Choice(POPULATIONS), default="student", show_default=True)
+@click.option("--student-id", help="Student serial number (matricola); also accepted at login.")
+@click.option("--citizenship", help="ISO 3166 two-letter code, e.g. IT.")
+@click.option("--fiscal-code", help="Italian codice fiscale (required with --citizenship IT).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@account_errors
+def users_add(ctx: Context, username: str, password_stdin: bool, as_json: bool, **fields: Any) -> None:
+    """Create an account."""
+    password = read_secret("--password-stdin") if password_stdin else None
+    account = ctx.services.accounts.create(NewAccount(username=username, **fields), password, actor="cli")
+    emit(account_view(account, ctx.services), as_json)
+
+
+@users.command("show")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@account_errors
+def users_show(ctx: Context, username: str, as_json: bool) -> None:
+    """Show an account (any identifier: username, person code, e-mail, student ID)."""
+    emit(account_view(ctx.services.accounts.require(username), ctx.services), as_json)
+
+
+@users.command("list")
+@click.option("--population", type=click.Choice(POPULATIONS))
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@account_errors
+def users_list(ctx: Context, population: str | None, as_json: bool) -> None:
+    """List accounts."""
+    rows = [
+        {
+            "username": a.username,
+            "person_code": a.person_code,
+            "email": a.email,
+            "population": a.population,
+            "status": a.status,
+        }
+        for a in ctx.services.accounts.list(population)
+    ]
+    emit(rows, as_json)
+
+
+@users.command("disable")
+@click.argument("username")
+@pass_ctx
+@account_errors
+def users_disable(ctx: Context, username: str) -> None:
+    """Disable an account: no login succeeds until it is enabled again."""
+    account = ctx.services.accounts.set_status(username, "disabled", actor="cli")
+    click.echo(f"{account.username} disabled")
+
+
+@users.command("enable")
+@click.argument("username")
+@pass_ctx
+@account_errors
+def users_enable(ctx: Context, username: str) -> None:
+    """Enable a disabled account."""
+    account = ctx.services.accounts.set_status(username, "active", actor="cli")
+    click.echo(f"{account.username} enabled")
+
+
+@users.command("unlock")
+@click.argument("username")
+@pass_ctx
+@account_errors
+def users_unlock(ctx: Context, username: str) -> None:
+    """Clear the failed-login counter of an account."""
+    account = ctx.services.accounts.unlock(username, actor="cli")
+    click.echo(f"{account.username} unlocked")
+
+
+@users.command("temp-password")
+@click.argument("username")
+@pass_ctx
+@account_errors
+def users_temp_password(ctx: Context, username: str) -> None:
+    """Issue a temporary password (printed once) that must be changed at the next login."""
+    click.echo(ctx.services.accounts.issue_temporary_password(username, actor="cli"))

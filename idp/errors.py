@@ -1,0 +1,29 @@
+"""Errors mapped once, at the edge, to pages: 4xx with a clear message, 503 when a store is down."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from idp.store.db import DatabaseUnavailable
+from idp.store.ephemeral import EphemeralUnavailable
+
+log = logging.getLogger("varco")
+
+
+def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if request.path.startswith(("/healthz", "/readyz")):
+            return {"status": "error", "error": exc.name}, exc.code
+        return render_template("error.html", code=exc.code), exc.code
+
+    @app.errorhandler(EphemeralUnavailable)
+    @app.errorhandler(DatabaseUnavailable)
+    def store_down(exc: Exception):  # type: ignore[no-untyped-def]
+        # Fail closed: nothing is issued and nothing half-written while a store is down.
+        which = "ephemeral" if isinstance(exc, EphemeralUnavailable) else "database"
+        log.error("%s store unavailable on %s %s: %s", which, request.method, request.path, exc)
+        return render_template("unavailable.html"), 503, {"Retry-After": "30"}

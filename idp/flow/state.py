@@ -1,0 +1,80 @@
+"""Flow state in the ephemeral store under an opaque id, bound to the browser that started it."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from idp.flow.request import AuthnResult, LoginRequest
+from idp.store.ephemeral import Ephemeral
+
+
+class FlowExpired(Exception):
+    """No live flow with that id for this browser: the user starts again."""
+
+
+@dataclass
+class FlowState:
+    id: str
+    browser: str
+    request: LoginRequest
+    created: int
+    account_id: str | None = None
+    amr: list[str] = field(default_factory=list)
+    auth_time: int | None = None
+    remember: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["request"] = self.request.to_dict()
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: str) -> FlowState:
+        data = json.loads(raw)
+        data["request"] = LoginRequest.from_dict(data["request"])
+        return cls(**data)
+
+
+class FlowStore:
+    def __init__(self, ephemeral: Ephemeral, ttl: int) -> None:
+        self.ephemeral = ephemeral
+        self.ttl = ttl
+
+    def start(self, request: LoginRequest, browser: str) -> FlowState:
+        state = FlowState(id=secrets.token_urlsafe(18), browser=browser, request=request, created=int(time.time()))
+        self.save(state)
+        return state
+
+    def save(self, state: FlowState) -> None:
+        self.ephemeral.set(f"flow:{state.id}", state.to_json(), self.ttl)
+
+    def load(self, flow_id: str | None, browser: str) -> FlowState:
+        if not flow_id or len(flow_id) > 64:
+            raise FlowExpired()
+        raw = self.ephemeral.get(f"flow:{flow_id}")
+        if raw is None:
+            raise FlowExpired()
+        state = FlowState.from_json(raw)
+        if not hmac.compare_digest(state.browser, browser):
+            raise FlowExpired()
+        return state
+
+    def finish(self, state: FlowState, result: AuthnResult) -> None:
+        """Hand the result to the frontend that resumes the flow, once."""
+        self.ephemeral.set(f"flowresult:{state.id}", json.dumps(result.to_dict()), 300)
+        self.ephemeral.delete(f"flow:{state.id}")
+        # A tombstone, so a form posted again to a finished flow is told it was a replay.
+        self.ephemeral.set(f"flowdone:{state.id}", "1", self.ttl)
+
+    def was_finished(self, flow_id: str) -> bool:
+        return len(flow_id) <= 64 and self.ephemeral.get(f"flowdone:{flow_id}") is not None
+
+    def take_result(self, flow_id: str) -> AuthnResult | None:
+        raw = self.ephemeral.take(f"flowresult:{flow_id}")
+        return AuthnResult.from_dict(json.loads(raw)) if raw else None

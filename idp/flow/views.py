@@ -1,0 +1,153 @@
+"""Login, logout and the account page: the browser side of the flow."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+
+from idp.flow.messages import message
+from idp.flow.request import AuthnResult, LoginRequest
+from idp.flow.state import FlowExpired
+from idp.flow.steps import ACR_SINGLE_FACTOR, FlowContext, StepErrors, current_step
+from idp.sessions import SSO_COOKIE
+from idp.web import (
+    FormTokenError,
+    browser_id,
+    consume_form_token,
+    issue_form_token,
+    safe_return_path,
+    services,
+    set_cookie,
+)
+
+bp = Blueprint("flow", __name__)
+
+
+def current_sso_session():  # type: ignore[no-untyped-def]
+    return services().sessions.get(request.cookies.get(SSO_COOKIE))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    svc = services()
+    flow_id = request.args.get("flow")
+    if flow_id is None:
+        if request.method == "POST":
+            return expired_page()
+        return start_local_flow()
+    try:
+        state = svc.flows.load(flow_id, browser_id())
+    except FlowExpired:
+        if request.method == "POST" and svc.flows.was_finished(flow_id):
+            return expired_page("replayed")
+        return expired_page()
+    ctx = FlowContext(state, svc)
+    step = current_step(ctx)
+    if step is not None and request.method == "POST":
+        try:
+            consume_form_token(f"flow:{state.id}")
+        except FormTokenError as exc:
+            if exc.reason == "replayed":
+                return expired_page("replayed")
+            return render_step(ctx, step, StepErrors({"form": exc.reason}))
+        errors = step.submit(ctx, request.form)
+        svc.flows.save(state)
+        if errors:
+            return render_step(ctx, step, errors)
+        step = current_step(ctx)
+        if step is not None:
+            return redirect(url_for(".login", flow=state.id), 303)
+    if step is None:
+        return finish(ctx)
+    return render_step(ctx, step)
+
+
+def start_local_flow() -> Response:
+    return_to = safe_return_path(request.args.get("next"))
+    if current_sso_session() is not None:
+        return redirect(return_to, 303)
+    hint = request.args.get("login_hint", "")[:256] or None
+    state = services().flows.start(LoginRequest(return_to=return_to, login_hint=hint), browser_id())
+    return redirect(url_for(".login", flow=state.id), 303)
+
+
+def render_step(ctx: FlowContext, step, errors: StepErrors | None = None) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    token = issue_form_token(f"flow:{ctx.state.id}", services().flows.ttl)
+    field_errors = {name: message(code) for name, code in (errors.fields if errors else {}).items()}
+    html = render_template(
+        step.template,
+        flow=ctx.state,
+        csrf_token=token,
+        errors=field_errors,
+        request_info=ctx.state.request,
+        **step.context(ctx),
+    )
+    return html, (errors.status if errors else 200)
+
+
+def finish(ctx: FlowContext) -> Response:
+    svc = services()
+    state = ctx.state
+    # Session fixation: a login always gets a new session id (OWASP ASVS 3.2.1).
+    svc.sessions.end(request.cookies.get(SSO_COOKIE))
+    session = svc.sessions.create(
+        state.account_id, tuple(state.amr), ACR_SINGLE_FACTOR, state.auth_time, state.remember
+    )
+    result = AuthnResult(
+        subject=state.account_id,
+        amr=tuple(state.amr),
+        acr=ACR_SINGLE_FACTOR,
+        auth_time=state.auth_time,
+        session_id=session.id,
+    )
+    svc.flows.finish(state, result)
+    target = state.request.return_to
+    if state.request.protocol != "local":
+        target += ("&" if "?" in target else "?") + urlencode({"flow": state.id})
+    response = redirect(target, 303)
+    set_cookie(response, SSO_COOKIE, session.id, max_age=svc.sessions.lifetime(True) if state.remember else None)
+    return response
+
+
+def expired_page(code: str = "flow_expired") -> tuple[str, int]:
+    return render_template("message.html", title_code="expired", text=message(code), restart=True), 400
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response | tuple[str, int] | str:
+    svc = services()
+    session = current_sso_session()
+    scope = f"logout:{browser_id()}"
+    if request.method == "POST":
+        try:
+            consume_form_token(scope)
+        except FormTokenError as exc:
+            return render_template("message.html", title_code="error", text=message(exc.reason), restart=False), 400
+        svc.sessions.end(request.cookies.get(SSO_COOKIE))
+        response = Response(render_template("message.html", title_code="logged_out", text=None, restart=True))
+        response.delete_cookie(SSO_COOKIE, path="/")
+        return response
+    if session is None:
+        return render_template("message.html", title_code="not_logged_in", text=None, restart=True)
+    return render_template("logout.html", csrf_token=issue_form_token(scope, 900))
+
+
+@bp.route("/account")
+def account() -> Response | str:
+    svc = services()
+    session = current_sso_session()
+    if session is None:
+        return redirect(url_for(".login", next="/account"), 303)
+    account = svc.accounts.get(session.account_id)
+    if account is None or account.status != "active":
+        svc.sessions.end(session.id)
+        return redirect(url_for(".login", next="/account"), 303)
+    return render_template(
+        "account.html", account=account, session=session, password_expires=svc.accounts.password_expires_at(account)
+    )
+
+
+@bp.route("/")
+def index() -> Response:
+    return redirect(url_for(".account"), 303)

@@ -1,0 +1,1 @@
+"""Health, metrics, audit log, rate limits."""

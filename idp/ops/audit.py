@@ -1,0 +1,25 @@
+"""The audit log: one row per security-relevant event, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from idp.store.models import AuditEvent
+
+log = logging.getLogger("varco.audit")
+
+
+def record(
+    session: Session,
+    action: str,
+    actor: str,
+    account_id: str | None,
+    detail: dict | None = None,
+    remote_addr: str | None = None,
+) -> None:
+    session.add(
+        AuditEvent(action=action, actor=actor, account_id=account_id, detail=detail or {}, remote_addr=remote_addr)
+    )
+    log.info("%s actor=%s account=%s %s", action, actor, account_id, detail or "")

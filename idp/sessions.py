@@ -1,0 +1,62 @@
+"""SSO sessions: one per browser login, kept in the ephemeral store under a hash of the cookie value."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+
+from idp.settings import SessionSettings
+from idp.store.ephemeral import Ephemeral
+
+SSO_COOKIE = "varco_sso"
+
+
+@dataclass(frozen=True)
+class SsoSession:
+    id: str
+    account_id: str
+    amr: tuple[str, ...]
+    acr: str
+    auth_time: int
+    remember: bool
+    expires_at: int
+
+
+class SsoSessions:
+    def __init__(self, ephemeral: Ephemeral, settings: SessionSettings) -> None:
+        self.ephemeral = ephemeral
+        self.settings = settings
+
+    @staticmethod
+    def _key(sid: str) -> str:
+        # The store holds a hash: a copy of it does not hand out usable session cookies.
+        return "sso:" + hashlib.sha256(sid.encode()).hexdigest()
+
+    def lifetime(self, remember: bool) -> int:
+        return self.settings.remember_days * 86400 if remember else self.settings.lifetime_minutes * 60
+
+    def create(self, account_id: str, amr: tuple[str, ...], acr: str, auth_time: int, remember: bool) -> SsoSession:
+        sid = secrets.token_urlsafe(32)
+        ttl = self.lifetime(remember)
+        session = SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, int(time.time()) + ttl)
+        data = asdict(session)
+        del data["id"]
+        self.ephemeral.set(self._key(sid), json.dumps(data), ttl)
+        return session
+
+    def get(self, sid: str | None) -> SsoSession | None:
+        if not sid or len(sid) > 128:
+            return None
+        raw = self.ephemeral.get(self._key(sid))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        data["amr"] = tuple(data["amr"])
+        return SsoSession(id=sid, **data)
+
+    def end(self, sid: str | None) -> None:
+        if sid and len(sid) <= 128:
+            self.ephemeral.delete(self._key(sid))

@@ -1,0 +1,257 @@
+"""Typed settings: `config/varco.toml` under VARCO_HOME, then `VARCO_<SECTION>_<NAME>` overrides.
+
+Every setting is documented beside its default in `config/varco.example.toml`. A bad value stops
+start-up with one line naming the setting and the fix (INTERFACE.md, "Instance").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    issuer: str = "http://127.0.0.1:8080"
+    # Number of reverse proxies in front of Varco whose X-Forwarded-* headers are trusted.
+    trusted_proxies: int = 0
+    max_request_kib: int = 256
+    metrics_open: bool = False
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    # Empty: SQLite at VARCO_HOME/var/varco.db.
+    url: str = ""
+    pool_size: int = 5
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    # Empty: the SQL-backed ephemeral store in the durable database.
+    url: str = ""
+    prefix: str = "varco:"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    # Empty: mail is written to the log instead of being sent.
+    url: str = ""
+    sender: str = "Varco <noreply@localhost>"
+
+
+@dataclass(frozen=True)
+class PasswordSettings:
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    min_length: int = 8
+    max_length: int = 256
+    expiry_days: int = 365
+    reminder_days: int = 10
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    lifetime_minutes: int = 480
+    remember_days: int = 30
+    flow_ttl_minutes: int = 15
+    # auto: Secure cookies when the request came over https; always / never force it.
+    cookie_secure: str = "auto"
+
+
+@dataclass(frozen=True)
+class LoginSettings:
+    max_identifier_length: int = 256
+    failed_attempts_per_account: int = 10
+    failed_window_minutes: int = 15
+    person_code_start: int = 10000000
+
+
+@dataclass(frozen=True)
+class I18nSettings:
+    default_locale: str = "it"
+    locales: tuple[str, ...] = ("it", "en")
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    # Relative paths are taken from VARCO_HOME.
+    dir: str = "keys"
+
+
+@dataclass(frozen=True)
+class OrganizationSettings:
+    name: str = "Università Demo"
+    scope: str = "uni.example.it"
+    helpdesk_url: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=Path.cwd)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    passwords: PasswordSettings = field(default_factory=PasswordSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    login: LoginSettings = field(default_factory=LoginSettings)
+    i18n: I18nSettings = field(default_factory=I18nSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    organization: OrganizationSettings = field(default_factory=OrganizationSettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home / 'var' / 'varco.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return (self.home / self.keys.dir).resolve()
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config" / "varco.toml"
+
+    def replace(self, **sections: dict[str, typing.Any]) -> Settings:
+        """A copy with some settings changed: `settings.replace(redis={"url": ""})`."""
+        changed = {
+            name: dataclasses.replace(getattr(self, name), **values) if isinstance(values, dict) else values
+            for name, values in sections.items()
+        }
+        result = dataclasses.replace(self, **changed)
+        _validate(result)
+        return result
+
+
+# The common overrides INTERFACE.md names, besides the general VARCO_<SECTION>_<NAME> form.
+ALIASES = {
+    "VARCO_DATABASE_URL": ("database", "url"),
+    "VARCO_REDIS_URL": ("redis", "url"),
+    "VARCO_ISSUER": ("server", "issuer"),
+    "VARCO_SMTP_URL": ("smtp", "url"),
+}
+
+
+def load_settings(
+    home: str | os.PathLike[str] | None = None, environ: typing.Mapping[str, str] | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    home_path = Path(home or environ.get("VARCO_HOME") or Path.cwd()).resolve()
+    raw: dict[str, typing.Any] = {}
+    config_file = home_path / "config" / "varco.toml"
+    if config_file.exists():
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{config_file}: not valid TOML ({exc}); fix the file or remove it") from exc
+    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name != "home"}
+    for name, value in raw.items():
+        if name not in sections:
+            raise SettingsError(f"[{name}] in {config_file}: unknown section; known: {', '.join(sections)}")
+        if not isinstance(value, dict):
+            raise SettingsError(f"{name} in {config_file}: must be a [section] table")
+    built: dict[str, typing.Any] = {}
+    for name in sections:
+        section_type = typing.get_type_hints(Settings)[name]
+        values = dict(raw.get(name, {}))
+        known = {f.name for f in dataclasses.fields(section_type)}
+        for key in values:
+            if key not in known:
+                raise SettingsError(
+                    f"{name}.{key} in {config_file}: unknown setting; known: {', '.join(sorted(known))}"
+                )
+        for key in known:
+            env_name = f"VARCO_{name.upper()}_{key.upper()}"
+            if env_name in environ:
+                values[key] = environ[env_name]
+        for env_name, (section, key) in ALIASES.items():
+            if section == name and env_name in environ:
+                values[key] = environ[env_name]
+        built[name] = _build_section(name, section_type, values)
+    settings = Settings(home=home_path, **built)
+    _validate(settings)
+    return settings
+
+
+def _build_section(section: str, section_type: type, values: dict[str, typing.Any]) -> typing.Any:
+    hints = typing.get_type_hints(section_type)
+    converted = {key: _convert(f"{section}.{key}", hints[key], value) for key, value in values.items()}
+    return section_type(**converted)
+
+
+def _convert(name: str, target: typing.Any, value: typing.Any) -> typing.Any:
+    origin = typing.get_origin(target)
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise SettingsError(f"{name}: expected true or false, got {value!r}")
+    if target is int:
+        if isinstance(value, bool):
+            raise SettingsError(f"{name}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
+    if target is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{name}: expected a string, got {value!r}")
+        return value
+    if origin is tuple or origin is types.GenericAlias:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise SettingsError(f"{name}: expected a list, got {value!r}")
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    raise SettingsError(f"{name}: unsupported setting type {target!r}")
+
+
+def _validate(settings: Settings) -> None:
+    issuer = urlsplit(settings.server.issuer)
+    if issuer.scheme not in {"http", "https"} or not issuer.netloc or issuer.query or issuer.fragment:
+        raise SettingsError(
+            f"server.issuer: {settings.server.issuer!r} is not an http(s) URL without query or fragment; "
+            "set VARCO_ISSUER=https://idp.example.edu"
+        )
+    db = settings.database_url
+    if not (db.startswith("sqlite:") or db.startswith("postgresql")):
+        raise SettingsError(
+            f"database.url: {db!r} is neither sqlite:/// nor postgresql+psycopg://; fix VARCO_DATABASE_URL"
+        )
+    if settings.redis.url and urlsplit(settings.redis.url).scheme not in {"redis", "rediss", "unix"}:
+        raise SettingsError(
+            f"redis.url: {settings.redis.url!r} must start with redis:// or rediss://; fix VARCO_REDIS_URL"
+        )
+    if settings.smtp.url and urlsplit(settings.smtp.url).scheme not in {"smtp", "smtps"}:
+        raise SettingsError(
+            f"smtp.url: {settings.smtp.url!r} must be smtp://host:port or smtps://...; fix VARCO_SMTP_URL"
+        )
+    p = settings.passwords
+    if p.argon2_memory_kib < 8 * p.argon2_parallelism or p.argon2_time_cost < 1 or p.argon2_parallelism < 1:
+        raise SettingsError("passwords.argon2_*: memory must be >= 8 KiB per lane, time_cost and parallelism >= 1")
+    # NIST SP 800-63B 3.1.1.2: at least 8 characters; at least 64 must be accepted.
+    if p.min_length < 8 or p.max_length < 64 or p.max_length < p.min_length:
+        raise SettingsError("passwords.min_length must be >= 8 and passwords.max_length >= 64 (NIST SP 800-63B)")
+    if p.reminder_days >= p.expiry_days > 0:
+        raise SettingsError("passwords.reminder_days must be smaller than passwords.expiry_days")
+    if settings.sessions.cookie_secure not in {"auto", "always", "never"}:
+        raise SettingsError(f"sessions.cookie_secure: {settings.sessions.cookie_secure!r}; use auto, always or never")
+    for key in ("lifetime_minutes", "remember_days", "flow_ttl_minutes"):
+        if getattr(settings.sessions, key) < 1:
+            raise SettingsError(f"sessions.{key} must be at least 1")
+    if not settings.i18n.locales or settings.i18n.default_locale not in settings.i18n.locales:
+        raise SettingsError(f"i18n.default_locale {settings.i18n.default_locale!r} must be one of i18n.locales")
+    unsupported = set(settings.i18n.locales) - {"it", "en"}
+    if unsupported:
+        raise SettingsError(f"i18n.locales: no translation for {', '.join(sorted(unsupported))}; use it and en")

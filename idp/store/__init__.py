@@ -1,0 +1,1 @@
+"""Durable SQL store (SQLAlchemy + Alembic) and the ephemeral key-value store."""

@@ -1,0 +1,187 @@
+"""The ephemeral store: short-lived keys with a TTL (flows, codes, replay guards, counters, sessions).
+
+Two implementations pass the same contract tests (tests/store/test_ephemeral_contract.py):
+`RedisEphemeral` for production and `SqlEphemeral`, a table in the durable database, as the
+embedded default. Both fail closed: any backend error becomes `EphemeralUnavailable`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Protocol
+
+import redis
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+
+from idp.store.db import Database
+from idp.store.models import EphemeralEntry
+
+
+class EphemeralUnavailable(Exception):
+    """The ephemeral store did not answer. Callers must fail closed (503), never open."""
+
+
+class Ephemeral(Protocol):
+    name: str
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        """Store `value` under `key` for `ttl` seconds, replacing any previous value."""
+
+    def get(self, key: str) -> str | None:
+        """The live value, or None when absent or expired."""
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        """Set only if absent (atomic): True for the first caller, False for every later one."""
+
+    def take(self, key: str) -> str | None:
+        """Get and delete in one step: at most one caller ever receives the value."""
+
+    def delete(self, key: str) -> None: ...
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one to a counter; the window of `ttl` seconds starts with the first increment."""
+
+    def ping(self) -> None:
+        """Raise EphemeralUnavailable when the store does not answer."""
+
+
+class RedisEphemeral:
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str = "varco:") -> None:
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30, decode_responses=True
+        )
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise EphemeralUnavailable(f"redis: {exc}") from exc
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        self._call(self.client.set, self._k(key), value, ex=max(1, ttl))
+
+    def get(self, key: str) -> str | None:
+        return self._call(self.client.get, self._k(key))
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        return bool(self._call(self.client.set, self._k(key), value, ex=max(1, ttl), nx=True))
+
+    def take(self, key: str) -> str | None:
+        return self._call(self.client.getdel, self._k(key))
+
+    def delete(self, key: str) -> None:
+        self._call(self.client.delete, self._k(key))
+
+    def incr(self, key: str, ttl: int) -> int:
+        def run() -> int:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.incr(self._k(key))
+            pipe.expire(self._k(key), max(1, ttl), nx=True)
+            return int(pipe.execute()[0])
+
+        return self._call(run)
+
+    def ping(self) -> None:
+        self._call(self.client.ping)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SqlEphemeral:
+    """The ephemeral contract on one SQL table, using each dialect's upsert and RETURNING."""
+
+    name = "sql"
+    PURGE_PROBABILITY = 0.01
+
+    def __init__(self, database: Database, prefix: str = "") -> None:
+        self.db = database
+        self.prefix = prefix
+        self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _run(self, work):  # type: ignore[no-untyped-def]
+        try:
+            with self.db.engine.begin() as conn:
+                result = work(conn)
+                if random.random() < self.PURGE_PROBABILITY:
+                    conn.execute(delete(EphemeralEntry).where(EphemeralEntry.expires_at <= time.time()))
+                return result
+        except OperationalError as exc:
+            raise EphemeralUnavailable(f"sql: {exc.orig or exc}") from exc
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        expires = time.time() + max(1, ttl)
+        stmt = self._insert(EphemeralEntry).values(key=self._k(key), value=value, counter=0, expires_at=expires)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[EphemeralEntry.key], set_={"value": value, "counter": 0, "expires_at": expires}
+        )
+        self._run(lambda conn: conn.execute(stmt))
+
+    def get(self, key: str) -> str | None:
+        stmt = select(EphemeralEntry.value).where(
+            EphemeralEntry.key == self._k(key), EphemeralEntry.expires_at > time.time()
+        )
+        return self._run(lambda conn: conn.execute(stmt).scalar_one_or_none())
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        now = time.time()
+        expires = now + max(1, ttl)
+        stmt = self._insert(EphemeralEntry).values(key=self._k(key), value=value, counter=0, expires_at=expires)
+        # Only an expired row may be overwritten; a live one means somebody else was first.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[EphemeralEntry.key],
+            set_={"value": value, "counter": 0, "expires_at": expires},
+            where=EphemeralEntry.expires_at <= now,
+        ).returning(EphemeralEntry.key)
+        return self._run(lambda conn: conn.execute(stmt).first() is not None)
+
+    def take(self, key: str) -> str | None:
+        stmt = (
+            delete(EphemeralEntry)
+            .where(EphemeralEntry.key == self._k(key), EphemeralEntry.expires_at > time.time())
+            .returning(EphemeralEntry.value)
+        )
+        return self._run(lambda conn: conn.execute(stmt).scalar_one_or_none())
+
+    def delete(self, key: str) -> None:
+        stmt = delete(EphemeralEntry).where(EphemeralEntry.key == self._k(key))
+        self._run(lambda conn: conn.execute(stmt))
+
+    def incr(self, key: str, ttl: int) -> int:
+        now = time.time()
+        expires = now + max(1, ttl)
+        table = EphemeralEntry.__table__
+        stmt = self._insert(EphemeralEntry).values(key=self._k(key), value=None, counter=1, expires_at=expires)
+        expired = table.c.expires_at <= now
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[EphemeralEntry.key],
+            set_={
+                "counter": case((expired, 1), else_=table.c.counter + 1),
+                "expires_at": case((expired, expires), else_=table.c.expires_at),
+            },
+        ).returning(EphemeralEntry.counter)
+        return self._run(lambda conn: int(conn.execute(stmt).scalar_one()))
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute(select(1)).scalar_one())
+
+    def close(self) -> None:
+        pass
+
+
+def open_ephemeral(redis_url: str, prefix: str, database: Database) -> Ephemeral:
+    if redis_url:
+        return RedisEphemeral(redis_url, prefix)
+    return SqlEphemeral(database, prefix)

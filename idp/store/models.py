@@ -1,0 +1,97 @@
+"""SQL models. Every schema change is an Alembic migration under `migrations/versions/`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: DateTime(timezone=True)}
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(256), unique=True)
+    person_code: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    student_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    personal_email: Mapped[str | None] = mapped_column(String(320))
+    given_name: Mapped[str] = mapped_column(String(200))
+    family_name: Mapped[str] = mapped_column(String(200))
+    population: Mapped[str] = mapped_column(String(16))
+    citizenship: Mapped[str | None] = mapped_column(String(2))
+    fiscal_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    password_changed_at: Mapped[dt.datetime | None]
+    password_must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    login_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_login_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    identifiers: Mapped[list[LoginIdentifier]] = relationship(back_populates="account", cascade="all, delete-orphan")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}".strip()
+
+
+class LoginIdentifier(Base):
+    """Every normalised form a person may type to log in, unique across all accounts (seed 000)."""
+
+    __tablename__ = "login_identifiers"
+
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+
+    account: Mapped[Account] = relationship(back_populates="identifiers")
+
+
+class PersonCodeSequence(Base):
+    """Portable sequence: a row per issued person code, so concurrent creations never collide."""
+
+    __tablename__ = "person_code_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(256))
+    account_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class EphemeralEntry(Base):
+    """Rows of the SQL-backed ephemeral store (the embedded default in place of Redis)."""
+
+    __tablename__ = "ephemeral"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    counter: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_ephemeral_expires_at", "expires_at"),)

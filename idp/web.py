@@ -1,0 +1,115 @@
+"""Request-edge helpers shared by every page: the browser cookie, form tokens, safe redirects, locale."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, g, request
+
+BROWSER_COOKIE = "varco_browser"
+LANG_COOKIE = "varco_lang"
+FORM_TOKEN_FIELD = "csrf_token"  # noqa: S105 (a field name, not a secret)
+
+
+class FormTokenError(Exception):
+    """The form's token is missing, forged or already used; `reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # missing | invalid | replayed
+
+
+def services():  # type: ignore[no-untyped-def]
+    return current_app.extensions["varco"]
+
+
+def cookie_secure() -> bool:
+    mode = services().settings.sessions.cookie_secure
+    return mode == "always" or (mode == "auto" and request.is_secure)
+
+
+def set_cookie(response: Response, name: str, value: str, max_age: int | None = None, httponly: bool = True) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, httponly=httponly, samesite="Lax", secure=cookie_secure(), path="/"
+    )
+
+
+def browser_id() -> str:
+    """A random id bound to this browser by a signed cookie; flows and form tokens are tied to it."""
+    if "browser_id" in g:
+        return g.browser_id
+    value = _verify_signed(request.cookies.get(BROWSER_COOKIE, ""))
+    if value is None:
+        value = secrets.token_urlsafe(24)
+        g.set_browser_cookie = True
+    g.browser_id = value
+    return value
+
+
+def attach_browser_cookie(response: Response) -> Response:
+    if g.get("set_browser_cookie"):
+        set_cookie(response, BROWSER_COOKIE, _sign(g.browser_id))
+    return response
+
+
+def _mac(message: str) -> str:
+    return hmac.new(services().keys.cookie_key, message.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _sign(value: str) -> str:
+    return f"{value}.{_mac('browser|' + value)}"
+
+
+def _verify_signed(signed: str) -> str | None:
+    value, _, mac = signed.rpartition(".")
+    if not value or len(signed) > 200 or not hmac.compare_digest(mac, _mac("browser|" + value)):
+        return None
+    return value
+
+
+def issue_form_token(scope: str, ttl: int) -> str:
+    """A single-use token for one rendering of one form; its MAC binds it to this browser and scope."""
+    nonce = secrets.token_urlsafe(16)
+    services().ephemeral.set(f"form:{scope}:{nonce}", "1", ttl)
+    return f"{nonce}.{_mac(f'form|{browser_id()}|{scope}|{nonce}')}"
+
+
+def consume_form_token(scope: str) -> None:
+    token = request.form.get(FORM_TOKEN_FIELD, "")
+    if not token:
+        raise FormTokenError("missing")
+    nonce, _, mac = token.partition(".")
+    if len(token) > 200 or not hmac.compare_digest(mac, _mac(f"form|{browser_id()}|{scope}|{nonce}")):
+        raise FormTokenError("invalid")
+    if services().ephemeral.take(f"form:{scope}:{nonce}") is None:
+        raise FormTokenError("replayed")
+
+
+def safe_return_path(target: str | None, default: str = "/account") -> str:
+    """Only same-origin paths: no scheme, no host, no `//`, no backslash (open-redirect guard)."""
+    if not target or len(target) > 2048:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(ord(ch) < 32 for ch in target):
+        return default
+    return target
+
+
+def select_locale() -> str:
+    supported = list(services().settings.i18n.locales)
+    requested = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if requested in supported:
+        return requested
+    return request.accept_languages.best_match(supported) or services().settings.i18n.default_locale
+
+
+def remember_locale(response: Response) -> Response:
+    lang = request.args.get("lang")
+    if lang and lang in services().settings.i18n.locales and request.cookies.get(LANG_COOKIE) != lang:
+        set_cookie(response, LANG_COOKIE, lang, max_age=365 * 86400, httponly=False)
+    return response

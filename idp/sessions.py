@@ -60,3 +60,12 @@ class SsoSessions:
     def end(self, sid: str | None) -> None:
         if sid and len(sid) <= 128:
             self.ephemeral.delete(self._key(sid))
+
+
+def current_sso_session() -> SsoSession | None:
+    """The SSO session of the browser making the current request, if it is still live."""
+    from flask import request
+
+    from idp.web import services
+
+    return services().sessions.get(request.cookies.get(SSO_COOKIE))

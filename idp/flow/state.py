@@ -67,7 +67,8 @@ class FlowStore:
 
     def finish(self, state: FlowState, result: AuthnResult) -> None:
         """Hand the result to the frontend that resumes the flow, once."""
-        self.ephemeral.set(f"flowresult:{state.id}", json.dumps(result.to_dict()), 300)
+        payload = {"request": state.request.to_dict(), "result": result.to_dict(), "browser": state.browser}
+        self.ephemeral.set(f"flowresult:{state.id}", json.dumps(payload), 300)
         self.ephemeral.delete(f"flow:{state.id}")
         # A tombstone, so a form posted again to a finished flow is told it was a replay.
         self.ephemeral.set(f"flowdone:{state.id}", "1", self.ttl)
@@ -75,6 +76,14 @@ class FlowStore:
     def was_finished(self, flow_id: str) -> bool:
         return len(flow_id) <= 64 and self.ephemeral.get(f"flowdone:{flow_id}") is not None
 
-    def take_result(self, flow_id: str) -> AuthnResult | None:
+    def take_result(self, flow_id: str | None, browser: str) -> tuple[LoginRequest, AuthnResult] | None:
+        """The finished flow's request and result, once, and only to the browser that ran it."""
+        if not flow_id or len(flow_id) > 64:
+            return None
         raw = self.ephemeral.take(f"flowresult:{flow_id}")
-        return AuthnResult.from_dict(json.loads(raw)) if raw else None
+        if raw is None:
+            return None
+        payload = json.loads(raw)
+        if not hmac.compare_digest(payload["browser"], browser):
+            return None
+        return LoginRequest.from_dict(payload["request"]), AuthnResult.from_dict(payload["result"])

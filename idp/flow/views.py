@@ -10,7 +10,7 @@ from idp.flow.messages import message
 from idp.flow.request import AuthnResult, LoginRequest
 from idp.flow.state import FlowExpired
 from idp.flow.steps import ACR_SINGLE_FACTOR, FlowContext, StepErrors, current_step
-from idp.sessions import SSO_COOKIE
+from idp.sessions import SSO_COOKIE, current_sso_session
 from idp.web import (
     FormTokenError,
     browser_id,
@@ -22,10 +22,6 @@ from idp.web import (
 )
 
 bp = Blueprint("flow", __name__)
-
-
-def current_sso_session():  # type: ignore[no-untyped-def]
-    return services().sessions.get(request.cookies.get(SSO_COOKIE))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -19,7 +19,7 @@ from idp.sessions import SsoSessions
 from idp.settings import Settings, load_settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral, open_ephemeral
-from idp.web import attach_browser_cookie, remember_locale, select_locale
+from idp.web import attach_browser_cookie, reject_undecodable_form, remember_locale, select_locale
 
 
 @dataclass
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             "other_locales": settings.i18n.locales,
             "lang_url": lang_url,
         }
+
+    app.before_request(reject_undecodable_form)
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

@@ -339,3 +339,7 @@ def users_unlock(ctx: Context, username: str) -> None:
 def users_temp_password(ctx: Context, username: str) -> None:
     """Issue a temporary password (printed once) that must be changed at the next login."""
     click.echo(ctx.services.accounts.issue_temporary_password(username, actor="cli"))
+
+
+if __name__ == "__main__":
+    main()

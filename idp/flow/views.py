@@ -28,6 +28,8 @@ bp = Blueprint("flow", __name__)
 def login() -> Response | tuple[str, int] | str:
     svc = services()
     flow_id = request.args.get("flow")
+    # Fail early: no one should type a password into a page that cannot check it.
+    svc.db.ping()
     if flow_id is None:
         if request.method == "POST":
             return expired_page()

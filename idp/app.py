@@ -81,9 +81,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     def page_globals() -> dict:
         from flask_babel import get_locale
 
-        def lang_url(code: str) -> str:
+        def lang_url(code: str, flow_id: str | None = None) -> str:
             args = request.args.to_dict(flat=False)
             args["lang"] = [code]
+            if flow_id:
+                args["flow"] = [flow_id]
             return request.path + "?" + urlencode(args, doseq=True)
 
         return {

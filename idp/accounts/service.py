@@ -206,7 +206,8 @@ class AccountService:
             account.login_count += 1
             account.last_login_at = utcnow()
             record(session, "login.password", account.username, account.id, {}, remote_addr)
-            self.ephemeral.delete(throttle_key)
+            if failures is not None:
+                self.ephemeral.delete(throttle_key)
             return LoginOutcome("ok", account)
 
     # --- password changes -------------------------------------------------------------------

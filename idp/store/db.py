@@ -64,9 +64,11 @@ class Database:
             session.close()
 
     def ping(self) -> None:
+        """One round trip: a pooled PostgreSQL connection is pre-pinged on checkout, a new one connects."""
         try:
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                if self.dialect == "sqlite":
+                    conn.execute(text("SELECT 1"))
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 

@@ -29,7 +29,7 @@ def login() -> Response | tuple[str, int] | str:
     svc = services()
     flow_id = request.args.get("flow")
     # Fail early: no one should type a password into a page that cannot check it.
-    svc.db.ping()
+    svc.db.ping(max_age=1.0)
     if flow_id is None:
         if request.method == "POST":
             return expired_page()

@@ -40,8 +40,10 @@ def encrypt_assertion(assertion: etree._Element, sp: ServiceProvider) -> etree._
         raise ValueError(f"{sp.entity_id} has no encryption certificate")
     algorithm = content_algorithm(sp)
     transform, bits = _CONTENT_ALGORITHMS[algorithm]
+    # Encrypt the standalone serialisation, so the plaintext carries every namespace declaration it uses
+    # (a peer that decrypts into text, not into our tree, must get a well-formed Assertion back).
+    plaintext = etree.tostring(assertion)
     wrapper = etree.Element(c.q(c.NS_SAML, "EncryptedAssertion"), nsmap={"saml": c.NS_SAML})
-    wrapper.append(assertion)
     enc_data = xmlsec.template.encrypted_data_create(
         wrapper, transform, type=xmlsec.EncryptionType.ELEMENT, ns="xenc"
     )
@@ -53,5 +55,5 @@ def encrypt_assertion(assertion: etree._Element, sp: ServiceProvider) -> etree._
     manager.add_key(sp.encryption_certs[0].xmlsec_key)
     ctx = xmlsec.EncryptionContext(manager)
     ctx.key = xmlsec.Key.generate(xmlsec.KeyData.AES, bits, xmlsec.KeyDataType.SESSION)
-    ctx.encrypt_xml(enc_data, assertion)
+    wrapper.append(ctx.encrypt_binary(enc_data, plaintext))
     return wrapper

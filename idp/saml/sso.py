@@ -209,10 +209,6 @@ def resolve_name_id_format(root: etree._Element, target: ResponseTarget) -> str:
             raise SamlRequestError(
                 target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, f"{requested} is not supported"
             )
-        if sp.name_id_formats and requested not in sp.name_id_formats:
-            raise SamlRequestError(
-                target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, f"{requested} not in SP metadata"
-            )
         return requested
     for fmt in sp.name_id_formats:
         if fmt in c.SUPPORTED_NAMEID_FORMATS:

@@ -25,6 +25,7 @@ SLS_PATH = "/saml/sls"
 @dataclass
 class OneLoginSP:
     settings_dict: dict
+    idp_post_url: str
 
     @classmethod
     def create(
@@ -68,7 +69,8 @@ class OneLoginSP:
                     "digestAlgorithm": K.SHA256,
                     "rejectDeprecatedAlgorithm": True,
                 },
-            }
+            },
+            idp.sso_post_url,
         )
 
     @property
@@ -83,7 +85,6 @@ class OneLoginSP:
         return {
             "https": "on",
             "http_host": SP_HOST,
-            "server_port": "443",
             "script_name": path,
             "get_data": get or {},
             "post_data": post or {},
@@ -97,7 +98,10 @@ class OneLoginSP:
 
     def post_authn_request(self, *, sign: bool) -> tuple[str, dict[str, str]]:
         """(request id, form fields) of an AuthnRequest sent over HTTP-POST, enveloped-signed if asked."""
-        settings = self.settings
+        # python3-saml sets Destination to the IdP SSO URL it knows; point it at the POST endpoint.
+        settings_dict = {**self.settings_dict, "idp": {**self.settings_dict["idp"]}}
+        settings_dict["idp"]["singleSignOnService"] = {"url": self.idp_post_url, "binding": K.BINDING_HTTP_POST}
+        settings = OneLogin_Saml2_Settings(settings_dict)
         request = OneLogin_Saml2_Authn_Request(settings)
         xml = request.get_xml()
         if sign:
@@ -107,7 +111,6 @@ class OneLoginSP:
             )
         if isinstance(xml, str):
             xml = xml.encode()
-        # python3-saml builds Destination from the IdP's Redirect URL; the POST endpoint differs.
         return request.get_id(), {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": "rs-post"}
 
     def accept_response(self, saml_response_b64: str, request_id: str | None) -> OneLogin_Saml2_Response:

@@ -29,3 +29,71 @@ def make_key_and_cert(common_name: str, bits: int = 3072) -> tuple[bytes, bytes]
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def authn_request_xml(
+    issuer: str,
+    *,
+    request_id: str = "_req-0001",
+    issue_instant: str | None = None,
+    destination: str | None = "https://idp.uni.example/saml/sso/post",
+    acs_url: str | None = None,
+    acs_index: int | None = None,
+    protocol_binding: str | None = None,
+    inner: str = "",
+    attrs: str = "",
+) -> bytes:
+    """A hand-built AuthnRequest, as a hostile or sloppy SP could send it."""
+    if issue_instant is None:
+        issue_instant = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    parts = [f'ID="{request_id}"', 'Version="2.0"', f'IssueInstant="{issue_instant}"']
+    if destination is not None:
+        parts.append(f'Destination="{destination}"')
+    if acs_url is not None:
+        parts.append(f'AssertionConsumerServiceURL="{acs_url}"')
+    if acs_index is not None:
+        parts.append(f'AssertionConsumerServiceIndex="{acs_index}"')
+    if protocol_binding is not None:
+        parts.append(f'ProtocolBinding="{protocol_binding}"')
+    if attrs:
+        parts.append(attrs)
+    return (
+        '<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ' + " ".join(parts) + ">"
+        f"<saml:Issuer>{issuer}</saml:Issuer>{inner}</samlp:AuthnRequest>"
+    ).encode()
+
+
+def sp_metadata_xml(
+    entity_id: str,
+    cert_pem: bytes,
+    *,
+    authn_requests_signed: bool = False,
+    acs: tuple[tuple[int, str], ...] = ((0, "https://app.uni.example/saml/acs"),),
+    extensions: str = "",
+    sp_extra: str = "",
+    encryption: bool = False,
+) -> bytes:
+    """Minimal SP metadata with HTTP-POST ACS endpoints and one signing (and optional encryption) key."""
+    body = b"".join(cert_pem.split(b"\n")[1:-2]).decode()
+    key = (
+        '<md:KeyDescriptor use="{use}"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
+        f"{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+    )
+    keys = key.format(use="signing") + (key.format(use="encryption") if encryption else "")
+    endpoints = "".join(
+        f'<md:AssertionConsumerService index="{i}" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+        f'Location="{url}"/>'
+        for i, url in acs
+    )
+    return (
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+        'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" '
+        'xmlns:mdattr="urn:oasis:names:tc:SAML:metadata:attribute" '
+        'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" '
+        f'entityID="{entity_id}">'
+        + (f"<md:Extensions>{extensions}</md:Extensions>" if extensions else "")
+        + '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" '
+        f'AuthnRequestsSigned="{str(authn_requests_signed).lower()}">'
+        f"{keys}{endpoints}{sp_extra}</md:SPSSODescriptor></md:EntityDescriptor>"
+    ).encode()

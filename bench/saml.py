@@ -20,7 +20,7 @@ import time
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,17 +57,21 @@ def make_requests(count: int, sp_credential: SigningCredential, tag: str) -> lis
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     queries = []
     for i in range(count):
-        xml = authn_request_xml(SP, request_id=f"_bench{tag}{i:08d}", issue_instant=now, destination=SSO, acs_url=ACS)
+        xml = authn_request_xml(
+            SP, request_id=f"_bench{tag}{i:08d}", issue_instant=now, destination=SSO, acs_url=ACS
+        )
         compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
         encoded = base64.b64encode(compressor.compress(xml) + compressor.flush()).decode()
-        queries.append(sign_redirect_query([("SAMLRequest", encoded), ("RelayState", "bench")], sp_credential))
+        queries.append(
+            sign_redirect_query([("SAMLRequest", encoded), ("RelayState", "bench")], sp_credential)
+        )
     return queries
 
 
 class Meter:
     """Counts responses and time for one side; sides run in alternating slices so they share any noise."""
 
-    def __init__(self, handle, queries: list[str]) -> None:  # noqa: ANN001
+    def __init__(self, handle, queries: list[str]) -> None:
         self.handle = handle
         self.queries = iter(queries)
         self.done = 0
@@ -88,7 +92,7 @@ class Meter:
         return self.done / self.elapsed if self.elapsed else 0.0
 
 
-def varco_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes):  # noqa: ANN201
+def varco_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes):
     idp = IdpConfig(
         entity_id=IDP,
         sso_redirect_url=SSO,
@@ -113,13 +117,15 @@ def varco_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes):  # noqa: A
         request = parse_authn_request(
             IncomingMessage.from_redirect(query), idp=idp, sp_lookup=registry, replay_guard=replay_guard
         )
-        subject = SamlSubject("acc-1", "mario.rossi", ATTRS, ["pwd"], c.AC_PASSWORD_PROTECTED, int(time.time()), "_s1")
+        subject = SamlSubject(
+            "acc-1", "mario.rossi", ATTRS, ["pwd"], c.AC_PASSWORD_PROTECTED, int(time.time()), "_s1"
+        )
         return build_response(request, subject, idp).encoded
 
     return handle
 
 
-def pysaml2_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes, workdir: Path):  # noqa: ANN201
+def pysaml2_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes, workdir: Path):
     from saml2 import BINDING_HTTP_REDIRECT
     from saml2.config import IdPConfig
     from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_TRANSIENT
@@ -151,7 +157,11 @@ def pysaml2_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes, workdir: 
     def handle(query: str) -> str:
         params = {k: v[0] for k, v in parse_qs(query).items()}
         parsed = server.parse_authn_request(
-            params["SAMLRequest"], BINDING_HTTP_REDIRECT, params["RelayState"], params["SigAlg"], params["Signature"]
+            params["SAMLRequest"],
+            BINDING_HTTP_REDIRECT,
+            params["RelayState"],
+            params["SigAlg"],
+            params["Signature"],
         )
         request = parsed.message
         response = server.create_authn_response(

@@ -1,4 +1,7 @@
-"""SAML HTTP-Redirect and HTTP-POST bindings: decode what arrives, encode what leaves (SAML Bindings 3.4, 3.5)."""
+"""SAML HTTP-Redirect and HTTP-POST bindings: decode what arrives, encode what leaves.
+
+SAML Bindings 3.4 (HTTP-Redirect) and 3.5 (HTTP-POST).
+"""
 
 from __future__ import annotations
 

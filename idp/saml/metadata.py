@@ -78,11 +78,17 @@ def build_idp_metadata(
         _key_descriptor(idpsso, "signing", credential.cert_b64)
     for cert in idp.encryption_certs:
         _key_descriptor(idpsso, "encryption", cert.b64)
-    for binding, url in ((c.BINDING_HTTP_REDIRECT, idp.slo_redirect_url), (c.BINDING_HTTP_POST, idp.slo_post_url)):
+    for binding, url in (
+        (c.BINDING_HTTP_REDIRECT, idp.slo_redirect_url),
+        (c.BINDING_HTTP_POST, idp.slo_post_url),
+    ):
         etree.SubElement(idpsso, _MD + "SingleLogoutService", Binding=binding, Location=url)
     for fmt in c.SUPPORTED_NAMEID_FORMATS:
         etree.SubElement(idpsso, _MD + "NameIDFormat").text = fmt
-    for binding, url in ((c.BINDING_HTTP_REDIRECT, idp.sso_redirect_url), (c.BINDING_HTTP_POST, idp.sso_post_url)):
+    for binding, url in (
+        (c.BINDING_HTTP_REDIRECT, idp.sso_redirect_url),
+        (c.BINDING_HTTP_POST, idp.sso_post_url),
+    ):
         etree.SubElement(idpsso, _MD + "SingleSignOnService", Binding=binding, Location=url)
 
     sign_enveloped(root, idp.signing)

@@ -1,4 +1,4 @@
-"""Build SAML Responses for HTTP-POST: success with a signed (and optionally encrypted) assertion, or a status.
+"""Build SAML Responses for HTTP-POST: success with a signed (maybe encrypted) assertion, or a status.
 
 SAML Profiles 4.1.4.2 (response content) and 4.1.4.5 (POST-specific: the assertion MUST be signed).
 """
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from idp.saml import constants as c
-from idp.saml.attributes import pairwise_value, release
+from idp.saml.attributes import FRIENDLY_BY_URI, pairwise_value, release
 from idp.saml.bindings import OutgoingMessage, post_message
 from idp.saml.encryption import encrypt_assertion
 from idp.saml.errors import SamlRequestError
@@ -102,7 +102,9 @@ def build_assertion(
     try:
         name_id = name_id_value(request.name_id_format, subject, sp.entity_id, idp.name_id_salt)
     except LookupError as exc:
-        raise SamlRequestError(request.target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, str(exc))
+        raise SamlRequestError(
+            request.target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, str(exc)
+        ) from None
     name_id_attrs = {"Format": request.name_id_format}
     if request.name_id_format in (c.NAMEID_PERSISTENT, c.NAMEID_TRANSIENT):
         name_id_attrs |= {"NameQualifier": idp.entity_id, "SPNameQualifier": sp.entity_id}
@@ -130,8 +132,6 @@ def build_assertion(
         sp, subject.attributes, account_id=subject.account_id, scope=idp.scope, salt=idp.name_id_salt
     )
     if released:
-        from idp.saml.attributes import FRIENDLY_BY_URI
-
         attr_statement = _sub(assertion, _SAML + "AttributeStatement")
         for uri, values in released.items():
             attr = _sub(
@@ -170,7 +170,11 @@ def build_response(
     if sp.sign_response:
         sign_enveloped(root, idp.signing)
     return post_message(
-        request.target.acs_url, "SAMLResponse", etree.tostring(root), request.target.relay_state, root.get("ID")
+        request.target.acs_url,
+        "SAMLResponse",
+        etree.tostring(root),
+        request.target.relay_state,
+        root.get("ID"),
     )
 
 
@@ -188,7 +192,9 @@ def build_status_response(
     root = _response_root(target, idp, now)
     _status(root, status, sub_status, message)
     sign_enveloped(root, idp.signing)
-    return post_message(target.acs_url, "SAMLResponse", etree.tostring(root), target.relay_state, root.get("ID"))
+    return post_message(
+        target.acs_url, "SAMLResponse", etree.tostring(root), target.relay_state, root.get("ID")
+    )
 
 
 def status_response_for(error: SamlRequestError, idp: IdpConfig) -> OutgoingMessage:

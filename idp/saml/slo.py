@@ -13,7 +13,12 @@ from lxml import etree
 
 from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage, OutgoingMessage, post_message, redirect_message
-from idp.saml.errors import MalformedMessageError, SamlRequestError, UnknownEndpointError
+from idp.saml.errors import (
+    MalformedMessageError,
+    ReplayedMessageError,
+    SamlRequestError,
+    UnknownEndpointError,
+)
 from idp.saml.response import instant, new_id
 from idp.saml.signing import sign_enveloped
 from idp.saml.sp import Endpoint, ServiceProvider
@@ -21,12 +26,12 @@ from idp.saml.sso import (
     ReplayGuard,
     ResponseTarget,
     SpLookup,
-    _epoch,
     check_destination,
     check_freshness,
     check_issuer,
     check_message_kind,
     check_signature,
+    epoch_of_instant,
 )
 from idp.saml.subject import IdpConfig
 from idp.saml.xml import text_of
@@ -93,16 +98,16 @@ def parse_logout_request(
     sp = check_issuer(root, sp_lookup)
     root, signed = check_signature(root, message, sp, required=sp.require_signed_logout)
     check_destination(root, _expected_destination(message, idp), signed=signed)
-    check_freshness(_epoch(root.get("IssueInstant")), idp, now)
+    check_freshness(epoch_of_instant(root.get("IssueInstant")), idp, now)
     ttl = idp.max_request_age_seconds + 2 * idp.clock_skew_seconds
     if not replay_guard(f"saml:logout:{sp.entity_id}:{request_id}", ttl):
-        from idp.saml.errors import ReplayedMessageError
-
         raise ReplayedMessageError(f"LogoutRequest {request_id!r} was already used")
     name_id_el = root.find(_SAML + "NameID")
     if name_id_el is None:
         endpoint = _slo_endpoint(sp)
-        target = ResponseTarget(sp, endpoint.response_location or endpoint.location, request_id, message.relay_state)
+        target = ResponseTarget(
+            sp, endpoint.response_location or endpoint.location, request_id, message.relay_state
+        )
         # EncryptedID/BaseID: Varco never issues them, so it cannot have a session for one.
         raise SamlRequestError(target, c.STATUS_REQUESTER, c.STATUS_REQUEST_UNSUPPORTED, "NameID required")
     return LogoutRequest(
@@ -118,7 +123,13 @@ def parse_logout_request(
 
 
 def _outgoing(
-    sp: ServiceProvider, root: etree._Element, param: str, relay_state: str | None, idp: IdpConfig, *, reply: bool
+    sp: ServiceProvider,
+    root: etree._Element,
+    param: str,
+    relay_state: str | None,
+    idp: IdpConfig,
+    *,
+    reply: bool,
 ) -> OutgoingMessage:
     endpoint = _slo_endpoint(sp)
     url = (endpoint.response_location or endpoint.location) if reply else endpoint.location
@@ -138,7 +149,11 @@ def build_logout_response(
     *,
     now: float | None = None,
 ) -> OutgoingMessage:
-    """LogoutResponse to the SP's SLO endpoint. For Redirect, send ``bindings.redirect_url(msg, idp.signing)``."""
+    """LogoutResponse to the SP's SLO endpoint.
+
+    For HTTP-Redirect, send the browser to ``bindings.redirect_url(msg, idp.signing)``; for HTTP-POST, post
+    ``msg.form_fields()`` (already signed in the XML).
+    """
     now = time.time() if now is None else now
     root = etree.Element(
         _SAMLP + "LogoutResponse",
@@ -200,11 +215,13 @@ def parse_logout_response(
     sp = check_issuer(root, sp_lookup)
     root, signed = check_signature(root, message, sp, required=True)
     check_destination(root, _expected_destination(message, idp), signed=signed)
-    check_freshness(_epoch(root.get("IssueInstant")), idp, now)
+    check_freshness(epoch_of_instant(root.get("IssueInstant")), idp, now)
     if root.get("InResponseTo") != expected_request_id:
         raise MalformedMessageError("LogoutResponse does not answer the pending LogoutRequest")
     code = root.find(f"{_SAMLP}Status/{_SAMLP}StatusCode")
     if code is None:
         raise MalformedMessageError("LogoutResponse has no StatusCode")
     sub = code.find(_SAMLP + "StatusCode")
-    return LogoutResult(root.get("InResponseTo"), code.get("Value", ""), None if sub is None else sub.get("Value"))
+    return LogoutResult(
+        root.get("InResponseTo"), code.get("Value", ""), None if sub is None else sub.get("Value")
+    )

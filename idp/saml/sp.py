@@ -180,9 +180,7 @@ def parse_sp_metadata(xml_bytes: bytes, **policy: object) -> ServiceProvider:
         encryption_methods=_encryption_methods(descriptor),
         authn_requests_signed=_bool(descriptor.get("AuthnRequestsSigned"), False),
         want_assertions_signed=_bool(descriptor.get("WantAssertionsSigned"), True),
-        name_id_formats=tuple(
-            text_of(nf) or "" for nf in descriptor.findall("md:NameIDFormat", _NS)
-        ),
+        name_id_formats=tuple(text_of(nf) or "" for nf in descriptor.findall("md:NameIDFormat", _NS)),
         entity_categories=frozenset(categories),
         subject_id_req=subject_id_req,
         requested_attributes=requested,

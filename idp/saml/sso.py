@@ -87,7 +87,7 @@ def _bool_attr(value: str | None) -> bool:
     return value in ("true", "1")
 
 
-def _epoch(value: str | None) -> int:
+def epoch_of_instant(value: str | None) -> int:
     if not value:
         raise MalformedMessageError("IssueInstant is missing")
     try:
@@ -270,7 +270,7 @@ def parse_authn_request(
     root, signed = check_signature(root, message, sp, required=sp.authn_requests_signed)
     expected = idp.sso_redirect_url if message.binding == c.BINDING_HTTP_REDIRECT else idp.sso_post_url
     check_destination(root, expected, signed=signed)
-    issue_instant = _epoch(root.get("IssueInstant"))
+    issue_instant = epoch_of_instant(root.get("IssueInstant"))
     check_freshness(issue_instant, idp, now)
     acs_url = check_acs(root, sp)
     request_id = root.get("ID", "")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from saml_testkit import make_key_and_cert
 
 from idp.saml import constants as c
 from idp.saml.credentials import Certificate, SigningCredential
 from idp.saml.subject import IdpConfig, SamlSubject
-from saml_testkit import make_key_and_cert
 
 IDP_ENTITY_ID = "https://idp.uni.example/saml/metadata"
 IDP_BASE = "https://idp.uni.example/saml"
@@ -39,7 +39,10 @@ def idp(idp_keys: tuple[bytes, bytes]) -> IdpConfig:
         scope="uni.example",
         name_id_salt=b"test-salt-not-secret",
         display_names=(("it", "Università di Esempio"), ("en", "University of Example")),
-        logos=(("it", "https://idp.uni.example/logo.png", 80, 60), ("en", "https://idp.uni.example/logo.png", 80, 60)),
+        logos=(
+            ("it", "https://idp.uni.example/logo.png", 80, 60),
+            ("en", "https://idp.uni.example/logo.png", 80, 60),
+        ),
     )
 
 

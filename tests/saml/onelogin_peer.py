@@ -44,8 +44,14 @@ class OneLoginSP:
                 "debug": False,
                 "sp": {
                     "entityId": SP_ENTITY_ID,
-                    "assertionConsumerService": {"url": f"https://{SP_HOST}{ACS_PATH}", "binding": K.BINDING_HTTP_POST},
-                    "singleLogoutService": {"url": f"https://{SP_HOST}{SLS_PATH}", "binding": K.BINDING_HTTP_REDIRECT},
+                    "assertionConsumerService": {
+                        "url": f"https://{SP_HOST}{ACS_PATH}",
+                        "binding": K.BINDING_HTTP_POST,
+                    },
+                    "singleLogoutService": {
+                        "url": f"https://{SP_HOST}{SLS_PATH}",
+                        "binding": K.BINDING_HTTP_REDIRECT,
+                    },
                     "NameIDFormat": K.NAMEID_TRANSIENT,
                     "x509cert": cert_pem.decode(),
                     "privateKey": key_pem.decode(),
@@ -100,7 +106,10 @@ class OneLoginSP:
         """(request id, form fields) of an AuthnRequest sent over HTTP-POST, enveloped-signed if asked."""
         # python3-saml sets Destination to the IdP SSO URL it knows; point it at the POST endpoint.
         settings_dict = {**self.settings_dict, "idp": {**self.settings_dict["idp"]}}
-        settings_dict["idp"]["singleSignOnService"] = {"url": self.idp_post_url, "binding": K.BINDING_HTTP_POST}
+        settings_dict["idp"]["singleSignOnService"] = {
+            "url": self.idp_post_url,
+            "binding": K.BINDING_HTTP_POST,
+        }
         settings = OneLogin_Saml2_Settings(settings_dict)
         request = OneLogin_Saml2_Authn_Request(settings)
         xml = request.get_xml()
@@ -116,7 +125,9 @@ class OneLoginSP:
     def accept_response(self, saml_response_b64: str, request_id: str | None) -> OneLogin_Saml2_Response:
         """Validate as the SP would at its ACS; raise AssertionError with python3-saml's reason if refused."""
         response = OneLogin_Saml2_Response(self.settings, saml_response_b64)
-        ok = response.is_valid(self._request_data(ACS_PATH, post={"SAMLResponse": saml_response_b64}), request_id)
+        ok = response.is_valid(
+            self._request_data(ACS_PATH, post={"SAMLResponse": saml_response_b64}), request_id
+        )
         if not ok:
             raise AssertionError(f"python3-saml refused the response: {response.get_error()}")
         return response
@@ -125,7 +136,9 @@ class OneLoginSP:
         """(request id, raw query) of a signed LogoutRequest over HTTP-Redirect."""
         auth = OneLogin_Saml2_Auth(self._request_data("/logout"), self.settings_dict)
         url = auth.logout(
-            return_to="https://lms.uni.example/bye", name_id=name_id, session_index=session_index,
+            return_to="https://lms.uni.example/bye",
+            name_id=name_id,
+            session_index=session_index,
             name_id_format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
         )
         return auth.get_last_request_id(), url.split("?", 1)[1]

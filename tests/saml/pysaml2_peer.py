@@ -82,12 +82,16 @@ class Pysaml2SP:
 
     def post_authn_request(self, destination: str, *, sign: bool) -> tuple[str, dict[str, str]]:
         request_id, request = self.client.create_authn_request(
-            destination, binding=BINDING_HTTP_POST, sign=sign, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+            destination,
+            binding=BINDING_HTTP_POST,
+            sign=sign,
+            sign_alg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
         )
         xml = str(request).encode() if not isinstance(request, bytes) else request
         return request_id, {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": "wiki-post"}
 
-    def accept_response(self, saml_response_b64: str, request_id: str):  # noqa: ANN201
+    def accept_response(self, saml_response_b64: str, request_id: str):
         response = self.client.parse_authn_request_response(
             saml_response_b64, BINDING_HTTP_POST, outstanding={request_id: "/"}
         )
@@ -95,17 +99,23 @@ class Pysaml2SP:
             raise AssertionError("pysaml2 returned no response")
         return response
 
-    def logout_request(self, idp_entity_id: str, name_id, session_index: str) -> tuple[str, str]:  # noqa: ANN001
+    def logout_request(self, idp_entity_id: str, name_id, session_index: str) -> tuple[str, str]:
         """(request id, raw query) of a signed LogoutRequest over HTTP-Redirect."""
         request_id, request = self.client.create_logout_request(
-            self.client.metadata.single_logout_service(idp_entity_id, BINDING_HTTP_REDIRECT, "idpsso")[0]["location"],
+            self.client.metadata.single_logout_service(idp_entity_id, BINDING_HTTP_REDIRECT, "idpsso")[0][
+                "location"
+            ],
             idp_entity_id,
             name_id=name_id,
             session_indexes=[session_index],
             sign=False,
         )
         info = self.client.apply_binding(
-            BINDING_HTTP_REDIRECT, str(request), request.destination, relay_state="wiki-logout", sign=True,
+            BINDING_HTTP_REDIRECT,
+            str(request),
+            request.destination,
+            relay_state="wiki-logout",
+            sign=True,
             sigalg=SIG_RSA_SHA256,
         )
         return request_id, urlsplit(dict(info["headers"])["Location"]).query

@@ -21,11 +21,11 @@ GOLDEN_NOW = 1768471260  # 2026-01-15T10:01:00Z, one minute after the golden Iss
 
 
 @pytest.fixture(scope="module")
-def golden_sp():  # noqa: ANN201
+def golden_sp():
     return parse_sp_metadata((DATA / "sp-metadata.xml").read_bytes())
 
 
-def _parse(idp, golden_sp, name: str):  # noqa: ANN001, ANN202
+def _parse(idp, golden_sp, name: str):
     form = {"SAMLRequest": base64.b64encode((DATA / name).read_bytes()).decode()}
     return parse_authn_request(
         IncomingMessage.from_post(form),
@@ -36,7 +36,7 @@ def _parse(idp, golden_sp, name: str):  # noqa: ANN001, ANN202
     )
 
 
-def test_golden_sp_metadata_parses_to_the_expected_service_provider(golden_sp) -> None:  # noqa: ANN001
+def test_golden_sp_metadata_parses_to_the_expected_service_provider(golden_sp) -> None:
     assert golden_sp.entity_id == "https://golden.uni.example/sp"
     assert golden_sp.authn_requests_signed
     assert [(e.index, e.location) for e in golden_sp.acs] == [
@@ -52,7 +52,7 @@ def test_golden_sp_metadata_parses_to_the_expected_service_provider(golden_sp) -
     assert len(golden_sp.signing_certs) == 1
 
 
-def test_golden_signed_authn_request_is_accepted(idp, golden_sp) -> None:  # noqa: ANN001
+def test_golden_signed_authn_request_is_accepted(idp, golden_sp) -> None:
     request = _parse(idp, golden_sp, "authn-request-signed.xml")
     assert (request.id, request.signed, request.target.acs_url) == (
         "_golden-0001",
@@ -61,7 +61,7 @@ def test_golden_signed_authn_request_is_accepted(idp, golden_sp) -> None:  # noq
     )
 
 
-def test_golden_request_with_one_byte_changed_fails_its_signature(idp, golden_sp) -> None:  # noqa: ANN001
+def test_golden_request_with_one_byte_changed_fails_its_signature(idp, golden_sp) -> None:
     good = (DATA / "authn-request-signed.xml").read_bytes()
     bad = (DATA / "authn-request-tampered.xml").read_bytes()
     assert len(good) == len(bad) and sum(a != b for a, b in zip(good, bad, strict=True)) == 1
@@ -70,7 +70,7 @@ def test_golden_request_with_one_byte_changed_fails_its_signature(idp, golden_sp
         _parse(idp, golden_sp, "authn-request-tampered.xml")
 
 
-def test_golden_wrapped_request_is_refused(idp, golden_sp) -> None:  # noqa: ANN001
+def test_golden_wrapped_request_is_refused(idp, golden_sp) -> None:
     with pytest.raises(SignatureError):
         _parse(idp, golden_sp, "authn-request-wrapped.xml")
 
@@ -80,7 +80,7 @@ def test_exclusive_canonical_form_of_the_golden_request_is_stable() -> None:
     assert canonical(root) == (DATA / "authn-request-signed.c14n.xml").read_bytes()
 
 
-def test_entity_categories_of_golden_sp_decide_what_it_may_receive(golden_sp) -> None:  # noqa: ANN001
+def test_entity_categories_of_golden_sp_decide_what_it_may_receive(golden_sp) -> None:
     # R&S bundle + pairwise-id, plus CoCo-requested eduPersonEntitlement; the fiscal code stays out.
     assert released_attribute_names(golden_sp) == {
         "eduPersonPrincipalName",

@@ -41,13 +41,13 @@ APP_ACS = "https://app.uni.example/saml/acs"
 
 
 @pytest.fixture(scope="module")
-def app_sp(sp_keys):  # noqa: ANN001, ANN201
+def app_sp(sp_keys):
     """An SP that does not sign its requests."""
     return parse_sp_metadata(sp_metadata_xml(APP, sp_keys[1]))
 
 
 @pytest.fixture(scope="module")
-def signing_sp(sp_keys):  # noqa: ANN001, ANN201
+def signing_sp(sp_keys):
     return parse_sp_metadata(sp_metadata_xml(APP + "/signed", sp_keys[1], authn_requests_signed=True))
 
 
@@ -61,24 +61,24 @@ def _redirect(xml: bytes) -> IncomingMessage:
     return IncomingMessage.from_redirect("SAMLRequest=" + quote(base64.b64encode(deflated).decode(), safe=""))
 
 
-def _parse(idp, message, *sps, guard=None, now=None):  # noqa: ANN001, ANN202
+def _parse(idp, message, *sps, guard=None, now=None):
     registry = {sp.entity_id: sp for sp in sps}
     return parse_authn_request(
         message, idp=idp, sp_lookup=registry.get, replay_guard=guard or MemoryReplayGuard(), now=now
     )
 
 
-def test_well_formed_unsigned_request_from_an_sp_that_need_not_sign_is_accepted(idp, app_sp) -> None:  # noqa: ANN001
+def test_well_formed_unsigned_request_from_an_sp_that_need_not_sign_is_accepted(idp, app_sp) -> None:
     request = _parse(idp, _post(authn_request_xml(APP, acs_url=APP_ACS)), app_sp)
     assert (request.target.acs_url, request.signed) == (APP_ACS, False)
 
 
-def test_unsigned_post_request_from_sp_that_must_sign_is_refused(idp, signing_sp) -> None:  # noqa: ANN001
+def test_unsigned_post_request_from_sp_that_must_sign_is_refused(idp, signing_sp) -> None:
     with pytest.raises(SignatureError):
         _parse(idp, _post(authn_request_xml(signing_sp.entity_id)), signing_sp)
 
 
-def test_redirect_request_stripped_of_its_signature_is_refused(idp, sp_keys) -> None:  # noqa: ANN001
+def test_redirect_request_stripped_of_its_signature_is_refused(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = parse_sp_metadata(peer.metadata())
     _, query = peer.redirect_authn_request()
@@ -88,34 +88,35 @@ def test_redirect_request_stripped_of_its_signature_is_refused(idp, sp_keys) -> 
         _parse(idp, IncomingMessage.from_redirect(stripped), sp)
 
 
-def test_redirect_request_with_relay_state_changed_after_signing_is_refused(idp, sp_keys) -> None:  # noqa: ANN001
+def test_redirect_request_with_relay_state_changed_after_signing_is_refused(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = parse_sp_metadata(peer.metadata())
     _, query = peer.redirect_authn_request()
     tampered = "&".join(
-        "RelayState=https%3A%2F%2Fevil.example%2F" if p.startswith("RelayState=") else p for p in query.split("&")
+        "RelayState=https%3A%2F%2Fevil.example%2F" if p.startswith("RelayState=") else p
+        for p in query.split("&")
     )
 
     with pytest.raises(SignatureError):
         _parse(idp, IncomingMessage.from_redirect(tampered), sp)
 
 
-def test_request_for_an_acs_url_not_in_metadata_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_request_for_an_acs_url_not_in_metadata_is_refused(idp, app_sp) -> None:
     with pytest.raises(UnknownEndpointError):
         _parse(idp, _post(authn_request_xml(APP, acs_url="https://evil.example/acs")), app_sp)
 
 
-def test_request_for_an_acs_index_not_in_metadata_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_request_for_an_acs_index_not_in_metadata_is_refused(idp, app_sp) -> None:
     with pytest.raises(UnknownEndpointError):
         _parse(idp, _post(authn_request_xml(APP, acs_index=7)), app_sp)
 
 
-def test_request_from_an_unknown_sp_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_request_from_an_unknown_sp_is_refused(idp, app_sp) -> None:
     with pytest.raises(UnknownServiceProviderError):
         _parse(idp, _post(authn_request_xml("https://stranger.example/sp")), app_sp)
 
 
-def test_replayed_authn_request_id_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_replayed_authn_request_id_is_refused(idp, app_sp) -> None:
     guard = MemoryReplayGuard()
     xml = authn_request_xml(APP, request_id="_once")
     _parse(idp, _post(xml), app_sp, guard=guard)
@@ -124,18 +125,18 @@ def test_replayed_authn_request_id_is_refused(idp, app_sp) -> None:  # noqa: ANN
         _parse(idp, _post(xml), app_sp, guard=guard)
 
 
-def test_request_issued_too_long_ago_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_request_issued_too_long_ago_is_refused(idp, app_sp) -> None:
     with pytest.raises(StaleMessageError):
         _parse(idp, _post(authn_request_xml(APP, issue_instant="2020-01-01T00:00:00Z")), app_sp)
 
 
-def test_request_addressed_to_another_endpoint_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_request_addressed_to_another_endpoint_is_refused(idp, app_sp) -> None:
     xml = authn_request_xml(APP, destination="https://other-idp.example/sso")
     with pytest.raises(UnknownEndpointError):
         _parse(idp, _post(xml), app_sp)
 
 
-def test_xxe_payload_is_refused_before_any_entity_is_resolved(idp, app_sp, tmp_path) -> None:  # noqa: ANN001
+def test_xxe_payload_is_refused_before_any_entity_is_resolved(idp, app_sp, tmp_path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
     xml = (
@@ -146,7 +147,7 @@ def test_xxe_payload_is_refused_before_any_entity_is_resolved(idp, app_sp, tmp_p
         _parse(idp, _post(xml), app_sp)
 
 
-def test_billion_laughs_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_billion_laughs_is_refused(idp, app_sp) -> None:
     entities = '<!ENTITY lol "lol">' + "".join(
         f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
     )
@@ -163,13 +164,13 @@ def test_doctype_hidden_in_utf16_is_refused() -> None:
         parse_xml(xml)
 
 
-def test_message_over_one_megabyte_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_message_over_one_megabyte_is_refused(idp, app_sp) -> None:
     padding = "<samlp:Extensions>" + "x" * (1024 * 1024 + 1) + "</samlp:Extensions>"
     with pytest.raises(MessageTooLargeError):
         _parse(idp, _post(authn_request_xml(APP, inner=padding)), app_sp)
 
 
-def test_deflate_bomb_on_redirect_binding_is_refused_without_inflating_it(idp, app_sp) -> None:  # noqa: ANN001
+def test_deflate_bomb_on_redirect_binding_is_refused_without_inflating_it(idp, app_sp) -> None:
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     bomb = b"".join(compressor.compress(b"A" * (1 << 20)) for _ in range(64)) + compressor.flush()
     assert len(bomb) < 128 * 1024  # 64 MiB inflated from well under the XML size limit
@@ -179,18 +180,18 @@ def test_deflate_bomb_on_redirect_binding_is_refused_without_inflating_it(idp, a
         _parse(idp, message, app_sp)
 
 
-def test_garbage_instead_of_base64_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_garbage_instead_of_base64_is_refused(idp, app_sp) -> None:
     with pytest.raises(MalformedMessageError):
         _parse(idp, IncomingMessage.from_post({"SAMLRequest": "%%% not base64 %%%"}), app_sp)
 
 
-def test_comment_injected_into_issuer_is_refused(idp, app_sp) -> None:  # noqa: ANN001
+def test_comment_injected_into_issuer_is_refused(idp, app_sp) -> None:
     xml = authn_request_xml(APP + "<!---->.evil.example")
     with pytest.raises(UnsafeXmlError):
         _parse(idp, _post(xml), app_sp)
 
 
-def test_comment_injected_into_a_validly_signed_issuer_is_refused(idp) -> None:  # noqa: ANN001
+def test_comment_injected_into_a_validly_signed_issuer_is_refused(idp) -> None:
     golden_sp = parse_sp_metadata((DATA / "sp-metadata.xml").read_bytes())
     xml = (DATA / "authn-request-comment-signed.xml").read_bytes()
     # The signature itself is valid: exclusive C14N ignores the comment. The refusal must not rely on it.
@@ -201,14 +202,14 @@ def test_comment_injected_into_a_validly_signed_issuer_is_refused(idp) -> None: 
         _parse(idp, _post(xml), golden_sp)
 
 
-def test_signed_request_moved_inside_an_unsigned_one_is_refused(idp) -> None:  # noqa: ANN001
+def test_signed_request_moved_inside_an_unsigned_one_is_refused(idp) -> None:
     golden_sp = parse_sp_metadata((DATA / "sp-metadata.xml").read_bytes())
     wrapped = (DATA / "authn-request-wrapped.xml").read_bytes()
     with pytest.raises(SignatureError):
         _parse(idp, _post(wrapped), golden_sp, now=1768471200)
 
 
-def test_signature_moved_to_an_unsigned_outer_request_is_refused(idp, sp_keys, signing_sp) -> None:  # noqa: ANN001
+def test_signature_moved_to_an_unsigned_outer_request_is_refused(idp, sp_keys, signing_sp) -> None:
     signed = etree.fromstring(authn_request_xml(signing_sp.entity_id, request_id="_good", acs_url=APP_ACS))
     sign_enveloped(signed, SigningCredential(*sp_keys))
     evil = etree.fromstring(authn_request_xml(signing_sp.entity_id, request_id="_evil", acs_url=APP_ACS))
@@ -220,7 +221,7 @@ def test_signature_moved_to_an_unsigned_outer_request_is_refused(idp, sp_keys, s
         _parse(idp, _post(etree.tostring(evil)), signing_sp)
 
 
-def test_duplicate_id_shadowing_the_signed_request_is_refused(idp, sp_keys, signing_sp) -> None:  # noqa: ANN001
+def test_duplicate_id_shadowing_the_signed_request_is_refused(idp, sp_keys, signing_sp) -> None:
     signed = etree.fromstring(authn_request_xml(signing_sp.entity_id, request_id="_dup", acs_url=APP_ACS))
     sign_enveloped(signed, SigningCredential(*sp_keys))
     evil = copy.deepcopy(signed)
@@ -231,7 +232,7 @@ def test_duplicate_id_shadowing_the_signed_request_is_refused(idp, sp_keys, sign
         _parse(idp, _post(etree.tostring(evil)), signing_sp)
 
 
-def test_random_byte_corruption_never_escapes_as_an_untyped_error(idp, sp_keys) -> None:  # noqa: ANN001
+def test_random_byte_corruption_never_escapes_as_an_untyped_error(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = parse_sp_metadata(peer.metadata())
     _, form = peer.post_authn_request(sign=True)
@@ -253,5 +254,11 @@ def test_random_byte_corruption_never_escapes_as_an_untyped_error(idp, sp_keys) 
 
 
 def test_cannot_respond_errors_share_one_base_for_the_error_page() -> None:
-    for error in (UnsafeXmlError, SignatureError, UnknownEndpointError, ReplayedMessageError, StaleMessageError):
+    for error in (
+        UnsafeXmlError,
+        SignatureError,
+        UnknownEndpointError,
+        ReplayedMessageError,
+        StaleMessageError,
+    ):
         assert issubclass(error, CannotRespondError)

@@ -24,7 +24,7 @@ def _register(peer: OneLoginSP, **policy: object) -> ServiceProvider:
     return parse_sp_metadata(peer.metadata(), sign_response=True, release=RELEASE, **policy)
 
 
-def _parse(idp, sp, message, guard=None):  # noqa: ANN001, ANN202
+def _parse(idp, sp, message, guard=None):
     return parse_authn_request(
         message, idp=idp, sp_lookup={sp.entity_id: sp}.get, replay_guard=guard or MemoryReplayGuard()
     )
@@ -35,7 +35,7 @@ def _query_dict(raw_query: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
-def test_onelogin_sp_accepts_response_to_signed_redirect_request(idp, sp_keys, encrypted) -> None:  # noqa: ANN001
+def test_onelogin_sp_accepts_response_to_signed_redirect_request(idp, sp_keys, encrypted) -> None:
     peer = OneLoginSP.create(idp, sp_keys, want_encrypted=encrypted)
     sp = _register(peer)
     request_id, query = peer.redirect_authn_request()
@@ -56,7 +56,7 @@ def test_onelogin_sp_accepts_response_to_signed_redirect_request(idp, sp_keys, e
 
 
 @pytest.mark.parametrize("sign", [True, False], ids=["signed", "unsigned"])
-def test_onelogin_sp_accepts_response_to_post_binding_request(idp, sp_keys, sign) -> None:  # noqa: ANN001
+def test_onelogin_sp_accepts_response_to_post_binding_request(idp, sp_keys, sign) -> None:
     peer = OneLoginSP.create(idp, sp_keys, sign_requests=sign)
     sp = _register(peer)
     request_id, form = peer.post_authn_request(sign=sign)
@@ -69,7 +69,7 @@ def test_onelogin_sp_accepts_response_to_post_binding_request(idp, sp_keys, sign
     peer.accept_response(out.encoded, request_id)
 
 
-def test_onelogin_sp_gets_a_signed_no_passive_status_for_a_passive_request(idp, sp_keys) -> None:  # noqa: ANN001
+def test_onelogin_sp_gets_a_signed_no_passive_status_for_a_passive_request(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = _register(peer)
     request_id, query = peer.redirect_authn_request(is_passive=True)
@@ -80,10 +80,12 @@ def test_onelogin_sp_gets_a_signed_no_passive_status_for_a_passive_request(idp, 
 
     with pytest.raises(AssertionError, match="NoPassive"):
         peer.accept_response(out.encoded, request_id)
-    assert OneLogin_Saml2_Utils.validate_sign(out.xml, cert=idp.signing.cert_pem.decode(), raise_exceptions=True)
+    assert OneLogin_Saml2_Utils.validate_sign(
+        out.xml, cert=idp.signing.cert_pem.decode(), raise_exceptions=True
+    )
 
 
-def test_onelogin_sp_requesting_mfa_gets_no_authn_context_when_only_a_password_was_used(idp, sp_keys) -> None:  # noqa: ANN001
+def test_onelogin_sp_requesting_mfa_gets_no_authn_context_when_only_a_password_was_used(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys, requested_authn_context=[c.AC_REFEDS_MFA])
     sp = _register(peer)
     request_id, query = peer.redirect_authn_request()
@@ -100,7 +102,7 @@ def test_onelogin_sp_requesting_mfa_gets_no_authn_context_when_only_a_password_w
         peer.accept_response(out.encoded, request_id)
 
 
-def test_onelogin_sp_requesting_mfa_accepts_an_mfa_assertion(idp, sp_keys) -> None:  # noqa: ANN001
+def test_onelogin_sp_requesting_mfa_accepts_an_mfa_assertion(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys, requested_authn_context=[c.AC_REFEDS_MFA])
     sp = _register(peer)
     request_id, query = peer.redirect_authn_request()
@@ -111,7 +113,7 @@ def test_onelogin_sp_requesting_mfa_accepts_an_mfa_assertion(idp, sp_keys) -> No
     assert peer.accept_response(out.encoded, request_id).get_authn_contexts() == [c.AC_REFEDS_MFA]
 
 
-def test_onelogin_sp_gets_responder_status_for_an_idp_side_failure(idp, sp_keys) -> None:  # noqa: ANN001
+def test_onelogin_sp_gets_responder_status_for_an_idp_side_failure(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = _register(peer)
     request_id, query = peer.redirect_authn_request()
@@ -123,13 +125,15 @@ def test_onelogin_sp_gets_responder_status_for_an_idp_side_failure(idp, sp_keys)
         peer.accept_response(out.encoded, request_id)
 
 
-def test_onelogin_sp_initiated_logout_gets_a_logout_response_it_accepts(idp, sp_keys) -> None:  # noqa: ANN001
+def test_onelogin_sp_initiated_logout_gets_a_logout_response_it_accepts(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = _register(peer)
     request_id, query = peer.logout_request(name_id="_transient-1", session_index="_sess-1")
 
     logout = parse_logout_request(
-        IncomingMessage.from_redirect(query), idp=idp, sp_lookup={sp.entity_id: sp}.get,
+        IncomingMessage.from_redirect(query),
+        idp=idp,
+        sp_lookup={sp.entity_id: sp}.get,
         replay_guard=MemoryReplayGuard(),
     )
     assert (logout.name_id, logout.session_indexes, logout.signed) == ("_transient-1", ("_sess-1",), True)
@@ -141,7 +145,7 @@ def test_onelogin_sp_initiated_logout_gets_a_logout_response_it_accepts(idp, sp_
     peer.accept_logout_response(raw_query, _query_dict(raw_query), request_id)
 
 
-def test_onelogin_sp_accepts_an_idp_initiated_logout_request(idp, sp_keys) -> None:  # noqa: ANN001
+def test_onelogin_sp_accepts_an_idp_initiated_logout_request(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = _register(peer)
 
@@ -151,7 +155,7 @@ def test_onelogin_sp_accepts_an_idp_initiated_logout_request(idp, sp_keys) -> No
     peer.accept_logout_request(raw_query, _query_dict(raw_query))
 
 
-def test_unsigned_logout_request_is_refused(idp, sp_keys) -> None:  # noqa: ANN001
+def test_unsigned_logout_request_is_refused(idp, sp_keys) -> None:
     peer = OneLoginSP.create(idp, sp_keys)
     sp = _register(peer)
     _, query = peer.logout_request(name_id="_transient-1", session_index="_sess-1")
@@ -159,6 +163,8 @@ def test_unsigned_logout_request_is_refused(idp, sp_keys) -> None:  # noqa: ANN0
 
     with pytest.raises(SignatureError):
         parse_logout_request(
-            IncomingMessage.from_redirect(unsigned), idp=idp, sp_lookup={sp.entity_id: sp}.get,
+            IncomingMessage.from_redirect(unsigned),
+            idp=idp,
+            sp_lookup={sp.entity_id: sp}.get,
             replay_guard=MemoryReplayGuard(),
         )

@@ -21,23 +21,25 @@ RELEASE = frozenset({"eduPersonPrincipalName", "mail", "givenName", "sn", "schac
 
 
 @pytest.fixture(scope="module")
-def idp_metadata(idp) -> bytes:  # noqa: ANN001
+def idp_metadata(idp) -> bytes:
     return build_idp_metadata(idp)
 
 
-def _peer(idp_metadata, sp_keys, tmp_path, **kwargs):  # noqa: ANN001, ANN202
+def _peer(idp_metadata, sp_keys, tmp_path, **kwargs):
     peer = Pysaml2SP.create(idp_metadata, sp_keys, tmp_path, **kwargs)
     return peer, parse_sp_metadata(peer.metadata(), release=RELEASE)
 
 
-def _parse(idp, sp, message):  # noqa: ANN001, ANN202
+def _parse(idp, sp, message):
     return parse_authn_request(
         message, idp=idp, sp_lookup={sp.entity_id: sp}.get, replay_guard=MemoryReplayGuard()
     )
 
 
 @pytest.mark.parametrize("encryption", [False, True], ids=["plain", "encrypted"])
-def test_pysaml2_sp_accepts_response_to_signed_redirect_request(idp, idp_metadata, sp_keys, tmp_path, encryption):  # noqa: ANN001
+def test_pysaml2_sp_accepts_response_to_signed_redirect_request(
+    idp, idp_metadata, sp_keys, tmp_path, encryption
+):
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path, encryption=encryption)
     assert bool(sp.encryption_certs) is encryption
     request_id, query = peer.redirect_authn_request(idp.entity_id)
@@ -61,7 +63,7 @@ def test_pysaml2_sp_accepts_response_to_signed_redirect_request(idp, idp_metadat
 
 
 @pytest.mark.parametrize("sign", [True, False], ids=["signed", "unsigned"])
-def test_pysaml2_sp_accepts_response_to_post_binding_request(idp, idp_metadata, sp_keys, tmp_path, sign):  # noqa: ANN001
+def test_pysaml2_sp_accepts_response_to_post_binding_request(idp, idp_metadata, sp_keys, tmp_path, sign):
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path, sign_requests=sign)
     request_id, form = peer.post_authn_request(idp.sso_post_url, sign=sign)
     request = _parse(idp, sp, IncomingMessage.from_post(form))
@@ -72,7 +74,7 @@ def test_pysaml2_sp_accepts_response_to_post_binding_request(idp, idp_metadata, 
     assert peer.accept_response(out.encoded, request_id).ava["mail"] == ["mario.rossi@studenti.uni.example"]
 
 
-def test_pysaml2_sp_receives_the_same_persistent_name_id_on_every_login(idp, idp_metadata, sp_keys, tmp_path):  # noqa: ANN001
+def test_pysaml2_sp_receives_the_same_persistent_name_id_on_every_login(idp, idp_metadata, sp_keys, tmp_path):
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path)
     seen = []
     for _ in range(2):
@@ -84,7 +86,7 @@ def test_pysaml2_sp_receives_the_same_persistent_name_id_on_every_login(idp, idp
     assert seen[0] == seen[1] == pairwise_value(idp.name_id_salt, sp.entity_id, "acc-0042")
 
 
-def test_pysaml2_sp_accepts_signed_no_passive_status(idp, idp_metadata, sp_keys, tmp_path) -> None:  # noqa: ANN001
+def test_pysaml2_sp_accepts_signed_no_passive_status(idp, idp_metadata, sp_keys, tmp_path) -> None:
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path)
     request_id, query = peer.redirect_authn_request(idp.entity_id, is_passive="true")
     request = _parse(idp, sp, IncomingMessage.from_redirect(query))
@@ -93,7 +95,7 @@ def test_pysaml2_sp_accepts_signed_no_passive_status(idp, idp_metadata, sp_keys,
         peer.accept_response(passive_failure(request, idp).encoded, request_id)
 
 
-def test_pysaml2_sp_accepts_signed_request_denied_status(idp, idp_metadata, sp_keys, tmp_path) -> None:  # noqa: ANN001
+def test_pysaml2_sp_accepts_signed_request_denied_status(idp, idp_metadata, sp_keys, tmp_path) -> None:
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path)
     request_id, query = peer.redirect_authn_request(idp.entity_id)
     request = _parse(idp, sp, IncomingMessage.from_redirect(query))
@@ -103,13 +105,15 @@ def test_pysaml2_sp_accepts_signed_request_denied_status(idp, idp_metadata, sp_k
         peer.accept_response(out.encoded, request_id)
 
 
-def test_pysaml2_sp_initiated_logout_gets_a_logout_response_it_accepts(idp, idp_metadata, sp_keys, tmp_path):  # noqa: ANN001
+def test_pysaml2_sp_initiated_logout_gets_a_logout_response_it_accepts(idp, idp_metadata, sp_keys, tmp_path):
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path)
     name_id = NameID(format=c.NAMEID_TRANSIENT, text="_t-9", sp_name_qualifier=sp.entity_id)
     _, query = peer.logout_request(idp.entity_id, name_id, "_sess-9")
 
     logout = parse_logout_request(
-        IncomingMessage.from_redirect(query), idp=idp, sp_lookup={sp.entity_id: sp}.get,
+        IncomingMessage.from_redirect(query),
+        idp=idp,
+        sp_lookup={sp.entity_id: sp}.get,
         replay_guard=MemoryReplayGuard(),
     )
     out = build_logout_response(logout, idp)

@@ -20,6 +20,7 @@ from idp.saml.signing import sign_enveloped
 from idp.saml.sso import AuthnRequest, ResponseTarget
 from idp.saml.subject import IdpConfig, SamlSubject
 
+FORCE_AUTHN_TOLERANCE_SECONDS = 2
 _NSMAP_P = {"samlp": c.NS_SAMLP, "saml": c.NS_SAML}
 _NSMAP_A = {"saml": c.NS_SAML}
 _SAML = "{" + c.NS_SAML + "}"
@@ -35,8 +36,14 @@ def instant(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, tag, attrs)
+def _sub(
+    parent: etree._Element,
+    tag: str,
+    text: str | None = None,
+    attrib: dict[str, str] | None = None,
+    **attrs: str,
+) -> etree._Element:
+    el = etree.SubElement(parent, tag, attrib or attrs)
     if text is not None:
         el.text = text
     return el
@@ -81,7 +88,8 @@ def _check_satisfies(request: AuthnRequest, subject: SamlSubject) -> None:
             request.target, c.STATUS_RESPONDER, c.STATUS_NO_AUTHN_CONTEXT, "authentication context not met"
         )
     # SAML Core 3.4.1: ForceAuthn means a fresh authentication, not the existing session.
-    if request.force_authn and subject.auth_time < request.issue_instant - 60:
+    # Compared with our own clock (when we received the request), never the SP's IssueInstant.
+    if request.force_authn and subject.auth_time < request.received_at - FORCE_AUTHN_TOLERANCE_SECONDS:
         raise SamlRequestError(
             request.target, c.STATUS_RESPONDER, c.STATUS_AUTHN_FAILED, "re-authentication required"
         )
@@ -111,13 +119,10 @@ def build_assertion(
     _sub(subject_el, _SAML + "NameID", name_id, **name_id_attrs)
     confirmation = _sub(subject_el, _SAML + "SubjectConfirmation", Method=c.CM_BEARER)
     expires = instant(now + idp.assertion_lifetime_seconds)
-    _sub(
-        confirmation,
-        _SAML + "SubjectConfirmationData",
-        InResponseTo=request.id,
-        NotOnOrAfter=expires,
-        Recipient=request.target.acs_url,
-    )
+    confirmation_data = {"NotOnOrAfter": expires, "Recipient": request.target.acs_url}
+    if request.id:  # absent for IdP-initiated SSO (SAML Profiles 4.1.5)
+        confirmation_data["InResponseTo"] = request.id
+    _sub(confirmation, _SAML + "SubjectConfirmationData", attrib=confirmation_data)
     conditions = _sub(assertion, _SAML + "Conditions", NotBefore=instant(now - 30), NotOnOrAfter=expires)
     _sub(_sub(conditions, _SAML + "AudienceRestriction"), _SAML + "Audience", sp.entity_id)
     statement = _sub(

@@ -122,7 +122,16 @@ def _check_signature_shape(element: etree._Element) -> etree._Element:
     digest = reference.xpath("string(ds:DigestMethod/@Algorithm)", namespaces=ns)
     if digest not in ACCEPTED_DIGEST_METHODS:
         raise SignatureError(f"digest method {digest!r} is not accepted")
-    matches = element.getroottree().getroot().xpath("count(//*[@ID=$id])", id=element_id)
+    # Any ID-like attribute carrying the same value (ID, Id, id, xml:id, which libxml2 registers on its
+    # own) could make the Reference resolve to another element; allow exactly one: ours.
+    matches = (
+        element.getroottree()
+        .getroot()
+        .xpath(
+            "count(//@*[. = $id][local-name() = 'ID' or local-name() = 'Id' or local-name() = 'id'])",
+            id=element_id,
+        )
+    )
     if matches != 1:
         raise SignatureError("the signed ID occurs more than once in the document")
     return signature
@@ -138,9 +147,9 @@ def verify_enveloped(element: etree._Element, certificates: Sequence[Certificate
     signature = _check_signature_shape(element)
     for certificate in certificates:
         ctx = xmlsec.SignatureContext()
-        ctx.register_id(element, "ID")
-        ctx.key = certificate.xmlsec_key
         try:
+            ctx.register_id(element, "ID")
+            ctx.key = certificate.xmlsec_key
             ctx.verify(signature)
         except xmlsec.Error:
             continue

@@ -17,6 +17,7 @@ from idp.saml.errors import (
     MalformedMessageError,
     ReplayedMessageError,
     SamlRequestError,
+    StaleMessageError,
     UnknownEndpointError,
 )
 from idp.saml.response import instant, new_id
@@ -99,6 +100,9 @@ def parse_logout_request(
     root, signed = check_signature(root, message, sp, required=sp.require_signed_logout)
     check_destination(root, _expected_destination(message, idp), signed=signed)
     check_freshness(epoch_of_instant(root.get("IssueInstant")), idp, now)
+    not_on_or_after = root.get("NotOnOrAfter")
+    if not_on_or_after is not None and epoch_of_instant(not_on_or_after) < now - idp.clock_skew_seconds:
+        raise StaleMessageError("LogoutRequest has expired (NotOnOrAfter)")
     ttl = idp.max_request_age_seconds + 2 * idp.clock_skew_seconds
     if not replay_guard(f"saml:logout:{sp.entity_id}:{request_id}", ttl):
         raise ReplayedMessageError(f"LogoutRequest {request_id!r} was already used")

@@ -75,9 +75,7 @@ class AuthnRequest:
     @property
     def requires_mfa(self) -> bool:
         """True when only multi-factor contexts satisfy the request (or the SP's local policy)."""
-        if self.sp.require_mfa:
-            return True
-        return self.authn_context_requested and all(
+        return all(
             AUTHN_CONTEXT_RANK.get(ac, 0) >= AUTHN_CONTEXT_RANK[c.AC_REFEDS_MFA]
             for ac in self.acceptable_authn_contexts
         )
@@ -248,6 +246,20 @@ def resolve_authn_context(
     return acceptable, True
 
 
+def apply_local_mfa_policy(acceptable: tuple[str, ...], target: ResponseTarget) -> tuple[str, ...]:
+    """An SP registered with ``require_mfa`` gets only multi-factor contexts, whatever it asked for."""
+    if not target.sp.require_mfa:
+        return acceptable
+    strong = tuple(
+        a for a in acceptable if AUTHN_CONTEXT_RANK.get(a, 0) >= AUTHN_CONTEXT_RANK[c.AC_REFEDS_MFA]
+    )
+    if not strong:
+        raise SamlRequestError(
+            target, c.STATUS_RESPONDER, c.STATUS_NO_AUTHN_CONTEXT, "this service requires multi-factor"
+        )
+    return strong
+
+
 def parse_authn_request(
     message: IncomingMessage,
     *,
@@ -280,6 +292,7 @@ def parse_authn_request(
     check_unsupported_features(root, target)
     name_id_format = resolve_name_id_format(root, target)
     acceptable, requested = resolve_authn_context(root, target, idp)
+    acceptable = apply_local_mfa_policy(acceptable, target)
     return AuthnRequest(
         id=request_id,
         target=target,
@@ -291,5 +304,34 @@ def parse_authn_request(
         name_id_format=name_id_format,
         acceptable_authn_contexts=acceptable,
         authn_context_requested=requested,
+        received_at=now,
+    )
+
+
+def idp_initiated_request(
+    sp: ServiceProvider, idp: IdpConfig, *, relay_state: str | None = None, now: int | None = None
+) -> AuthnRequest:
+    """An unsolicited SSO to ``sp``'s default ACS (SAML Profiles 4.1.5), for ``/saml/init?sp=``.
+
+    Raises UnknownEndpointError when the SP has no HTTP-POST ACS.
+    """
+    now = int(time.time()) if now is None else now
+    acs = sp.acs_for(None, None)
+    if acs is None:
+        raise UnknownEndpointError(f"{sp.entity_id} has no HTTP-POST AssertionConsumerService")
+    target = ResponseTarget(sp, acs.location, None, relay_state)
+    name_id_format = next(
+        (f for f in sp.name_id_formats if f in c.SUPPORTED_NAMEID_FORMATS), c.NAMEID_TRANSIENT
+    )
+    return AuthnRequest(
+        id="",
+        target=target,
+        binding=c.BINDING_HTTP_POST,
+        signed=False,
+        issue_instant=now,
+        force_authn=False,
+        is_passive=False,
+        name_id_format=name_id_format,
+        acceptable_authn_contexts=apply_local_mfa_policy(idp.supported_authn_contexts, target),
         received_at=now,
     )

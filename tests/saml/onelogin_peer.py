@@ -158,3 +158,14 @@ class OneLoginSP:
         data["validate_signature_from_qs"] = True
         if not request.is_valid(data, raise_exceptions=False):
             raise AssertionError(f"python3-saml refused the LogoutRequest: {request.get_error()}")
+
+    def answer_logout_request(self, raw_query: str, get: dict[str, str]) -> str:
+        """Process an IdP LogoutRequest as the SP's SLS does; return the URL carrying its LogoutResponse."""
+        data = self._request_data(SLS_PATH, get=get)
+        data["query_string"] = raw_query
+        data["validate_signature_from_qs"] = True
+        auth = OneLogin_Saml2_Auth(data, self.settings_dict)
+        url = auth.process_slo(keep_local_session=True)
+        if auth.get_errors():
+            raise AssertionError(f"python3-saml refused the LogoutRequest: {auth.get_last_error_reason()}")
+        return url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 
 import pytest
 from conftest import MemoryReplayGuard, make_subject
@@ -188,3 +189,28 @@ def test_assertion_is_bound_to_request_audience_and_acs(idp, sp) -> None:
     assert (data.get("InResponseTo"), data.get("Recipient")) == ("_bound", ACS1)
     assert assertion.findtext(f".//{{{c.NS_SAML}}}Audience") == SP
     assert assertion.find(c.q(c.NS_DS, "Signature")) is not None
+
+
+def test_sp_registered_as_requiring_mfa_gets_mfa_even_without_asking(idp, sp) -> None:
+    strict = replace(sp, require_mfa=True)
+    request = _parse(idp, strict, authn_request_xml(SP))
+    assert request.requires_mfa and request.acceptable_authn_contexts == (c.AC_REFEDS_MFA,)
+    with pytest.raises(SamlRequestError) as refused:
+        build_response(request, make_subject(acr=c.AC_PASSWORD_PROTECTED), idp)
+    assert refused.value.sub_status == c.STATUS_NO_AUTHN_CONTEXT
+
+
+def test_sp_requiring_mfa_that_asks_for_password_only_gets_no_authn_context(idp, sp) -> None:
+    strict = replace(sp, require_mfa=True)
+    with pytest.raises(SamlRequestError) as refused:
+        _parse(idp, strict, authn_request_xml(SP, inner=_authn_context("exact", c.AC_PASSWORD_PROTECTED)))
+    assert refused.value.sub_status == c.STATUS_NO_AUTHN_CONTEXT
+
+
+def test_replay_cache_outage_propagates_instead_of_letting_the_request_through(idp, sp) -> None:
+    def broken_guard(key: str, ttl: int) -> bool:
+        raise ConnectionError("ephemeral store down")
+
+    message = IncomingMessage.from_post({"SAMLRequest": base64.b64encode(authn_request_xml(SP)).decode()})
+    with pytest.raises(ConnectionError):
+        parse_authn_request(message, idp=idp, sp_lookup={SP: sp}.get, replay_guard=broken_guard)

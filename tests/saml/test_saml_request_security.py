@@ -262,3 +262,26 @@ def test_cannot_respond_errors_share_one_base_for_the_error_page() -> None:
         StaleMessageError,
     ):
         assert issubclass(error, CannotRespondError)
+
+
+def test_xml_id_attribute_shadowing_the_signed_id_is_refused(idp, sp_keys, signing_sp) -> None:
+    signed = etree.fromstring(authn_request_xml(signing_sp.entity_id, request_id="_shadow", acs_url=APP_ACS))
+    sign_enveloped(signed, SigningCredential(*sp_keys))
+    decoy = etree.SubElement(etree.SubElement(signed, c.q(c.NS_SAMLP, "Extensions")), "{urn:example}decoy")
+    decoy.set(c.q(c.NS_XML, "id"), "_shadow")
+
+    with pytest.raises(SignatureError, match="more than once"):
+        _parse(idp, _post(etree.tostring(signed)), signing_sp)
+
+
+def test_processing_instruction_in_a_message_is_refused() -> None:
+    with pytest.raises(UnsafeXmlError):
+        parse_xml(b"<a><?xml-stylesheet href='http://evil.example/x.xsl'?></a>")
+
+
+def test_inflate_accepts_exactly_the_limit_and_refuses_one_byte_more() -> None:
+    from idp.saml.xml import deflate_redirect, inflate_redirect
+
+    assert inflate_redirect(deflate_redirect(b"a" * 1000), max_bytes=1000) == b"a" * 1000
+    with pytest.raises(MessageTooLargeError):
+        inflate_redirect(deflate_redirect(b"a" * 1001), max_bytes=1000)

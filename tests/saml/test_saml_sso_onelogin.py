@@ -13,9 +13,14 @@ from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage, redirect_url
 from idp.saml.errors import SamlRequestError, SignatureError
 from idp.saml.response import build_response, build_status_response, passive_failure, status_response_for
-from idp.saml.slo import build_logout_request, build_logout_response, parse_logout_request
+from idp.saml.slo import (
+    build_logout_request,
+    build_logout_response,
+    parse_logout_request,
+    parse_logout_response,
+)
 from idp.saml.sp import ServiceProvider, parse_sp_metadata
-from idp.saml.sso import parse_authn_request
+from idp.saml.sso import idp_initiated_request, parse_authn_request
 
 RELEASE = frozenset({"eduPersonPrincipalName", "mail", "displayName", "eduPersonScopedAffiliation"})
 
@@ -168,3 +173,30 @@ def test_unsigned_logout_request_is_refused(idp, sp_keys) -> None:
             sp_lookup={sp.entity_id: sp}.get,
             replay_guard=MemoryReplayGuard(),
         )
+
+
+def test_idp_initiated_logout_round_trip_reads_the_sps_signed_answer(idp, sp_keys) -> None:
+    peer = OneLoginSP.create(idp, sp_keys)
+    sp = _register(peer)
+    out = build_logout_request(sp, "_transient-3", c.NAMEID_TRANSIENT, "_sess-3", idp)
+    raw_query = urlsplit(redirect_url(out, idp.signing)).query
+
+    answer = peer.answer_logout_request(raw_query, _query_dict(raw_query))
+    result = parse_logout_response(
+        IncomingMessage.from_redirect(urlsplit(answer).query),
+        idp=idp,
+        sp_lookup={sp.entity_id: sp}.get,
+        expected_request_id=out.message_id,
+    )
+
+    assert result.success and result.in_response_to == out.message_id
+
+
+def test_idp_initiated_sso_is_accepted_by_an_sp_that_allows_unsolicited_responses(idp, sp_keys) -> None:
+    peer = OneLoginSP.create(idp, sp_keys, want_encrypted=True)
+    sp = _register(peer)
+
+    out = build_response(idp_initiated_request(sp, idp, relay_state="/home"), make_subject(), idp)
+
+    assert b"InResponseTo" not in out.xml
+    assert peer.accept_response(out.encoded, None).get_nameid()

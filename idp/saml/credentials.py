@@ -29,7 +29,7 @@ class SigningCredential:
 
     key_pem: bytes
     cert_pem: bytes
-    password: bytes | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
 
     @cached_property
     def xmlsec_key(self) -> xmlsec.Key:
@@ -39,7 +39,9 @@ class SigningCredential:
 
     @cached_property
     def private_key(self):
-        return serialization.load_pem_private_key(self.key_pem, self.password)
+        return serialization.load_pem_private_key(
+            self.key_pem, self.password.encode() if self.password else None
+        )
 
     @cached_property
     def cert_b64(self) -> str:

@@ -116,7 +116,7 @@ def build_assertion(
     name_id_attrs = {"Format": request.name_id_format}
     if request.name_id_format in (c.NAMEID_PERSISTENT, c.NAMEID_TRANSIENT):
         name_id_attrs |= {"NameQualifier": idp.entity_id, "SPNameQualifier": sp.entity_id}
-    _sub(subject_el, _SAML + "NameID", name_id, **name_id_attrs)
+    _sub(subject_el, _SAML + "NameID", name_id, attrib=name_id_attrs)
     confirmation = _sub(subject_el, _SAML + "SubjectConfirmation", Method=c.CM_BEARER)
     expires = instant(now + idp.assertion_lifetime_seconds)
     confirmation_data = {"NotOnOrAfter": expires, "Recipient": request.target.acs_url}
@@ -179,7 +179,7 @@ def build_response(
         "SAMLResponse",
         etree.tostring(root),
         request.target.relay_state,
-        root.get("ID"),
+        root.get("ID", ""),
     )
 
 
@@ -198,7 +198,7 @@ def build_status_response(
     _status(root, status, sub_status, message)
     sign_enveloped(root, idp.signing)
     return post_message(
-        target.acs_url, "SAMLResponse", etree.tostring(root), target.relay_state, root.get("ID")
+        target.acs_url, "SAMLResponse", etree.tostring(root), target.relay_state, root.get("ID", "")
     )
 
 

@@ -47,7 +47,7 @@ ACCEPTED_SIGNATURE_METHODS = frozenset(
 )
 ACCEPTED_DIGEST_METHODS = frozenset(_DIGEST_TRANSFORMS)
 _ACCEPTED_REFERENCE_TRANSFORMS = frozenset({c.TRANSFORM_ENVELOPED, c.C14N_EXCLUSIVE})
-_QUERY_HASHES = {
+_QUERY_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     c.SIG_RSA_SHA256: hashes.SHA256,
     c.SIG_RSA_SHA384: hashes.SHA384,
     c.SIG_RSA_SHA512: hashes.SHA512,
@@ -116,7 +116,7 @@ def _check_signature_shape(element: etree._Element) -> etree._Element:
     # SAML Core 5.4.2: the Reference URI must identify the signed element by its ID.
     if reference.get("URI") != "#" + element_id:
         raise SignatureError("signature does not reference the element being used")
-    transforms = reference.xpath("ds:Transforms/ds:Transform/@Algorithm", namespaces=ns)
+    transforms = [str(t) for t in reference.xpath("ds:Transforms/ds:Transform/@Algorithm", namespaces=ns)]  # type: ignore[union-attr]
     if not set(transforms) <= _ACCEPTED_REFERENCE_TRANSFORMS or c.TRANSFORM_ENVELOPED not in transforms:
         raise SignatureError(f"unexpected reference transforms {transforms!r}")
     digest = reference.xpath("string(ds:DigestMethod/@Algorithm)", namespaces=ns)

@@ -125,11 +125,10 @@ def _certs(descriptor: etree._Element, use: str) -> tuple[Certificate, ...]:
 
 
 def _encryption_methods(descriptor: etree._Element) -> tuple[str, ...]:
-    return tuple(
-        descriptor.xpath(
-            "md:KeyDescriptor[not(@use) or @use='encryption']/md:EncryptionMethod/@Algorithm", namespaces=_NS
-        )
+    found = descriptor.xpath(
+        "md:KeyDescriptor[not(@use) or @use='encryption']/md:EncryptionMethod/@Algorithm", namespaces=_NS
     )
+    return tuple(str(a) for a in found)  # type: ignore[union-attr]
 
 
 def parse_sp_metadata(xml_bytes: bytes, **policy: object) -> ServiceProvider:

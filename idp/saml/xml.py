@@ -46,7 +46,7 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> etree._
     except etree.XMLSyntaxError as exc:
         raise MalformedMessageError(f"not well-formed XML: {exc}") from None
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:  # type: ignore[union-attr]
         raise UnsafeXmlError("DOCTYPE is refused")
     # Entity references survive resolve_entities=False as nodes; a message carrying one is hostile.
     if root.xpath("boolean(//node()[self::processing-instruction()])"):

@@ -30,12 +30,13 @@ from saml_testkit import authn_request_xml, make_key_and_cert, sp_metadata_xml  
 
 from idp.saml import constants as c  # noqa: E402
 from idp.saml.bindings import IncomingMessage  # noqa: E402
+from idp.saml.config import IdpConfig  # noqa: E402
 from idp.saml.credentials import SigningCredential  # noqa: E402
 from idp.saml.response import build_response  # noqa: E402
 from idp.saml.signing import sign_redirect_query  # noqa: E402
 from idp.saml.sp import parse_sp_metadata  # noqa: E402
 from idp.saml.sso import parse_authn_request  # noqa: E402
-from idp.saml.subject import IdpConfig, SamlSubject  # noqa: E402
+from idp.saml.subject import SamlSubject  # noqa: E402
 
 IDP = "https://idp.uni.example/saml/metadata"
 SSO = "https://idp.uni.example/saml/sso/redirect"

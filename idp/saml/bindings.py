@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import unquote_plus
 
 from lxml import etree
 
@@ -127,10 +127,3 @@ def redirect_url(message: OutgoingMessage, credential: SigningCredential) -> str
         params.append(("RelayState", message.relay_state))
     query = sign_redirect_query(params, credential)
     return message.url + ("&" if "?" in message.url else "?") + query
-
-
-def unsigned_redirect_url(message: OutgoingMessage) -> str:
-    params = {message.param: message.encoded}
-    if message.relay_state is not None:
-        params["RelayState"] = message.relay_state
-    return message.url + ("&" if "?" in message.url else "?") + urlencode(params)

@@ -7,10 +7,10 @@ import time
 from lxml import etree
 
 from idp.saml import constants as c
+from idp.saml.config import IdpConfig
 from idp.saml.credentials import SigningCredential
 from idp.saml.response import instant, new_id
 from idp.saml.signing import sign_enveloped
-from idp.saml.subject import IdpConfig
 
 _MD = "{" + c.NS_MD + "}"
 _NSMAP = {

@@ -14,11 +14,12 @@ from lxml import etree
 from idp.saml import constants as c
 from idp.saml.attributes import FRIENDLY_BY_URI, pairwise_value, release
 from idp.saml.bindings import OutgoingMessage, post_message
+from idp.saml.config import IdpConfig
 from idp.saml.encryption import encrypt_assertion
 from idp.saml.errors import SamlRequestError
 from idp.saml.signing import sign_enveloped
 from idp.saml.sso import AuthnRequest, ResponseTarget
-from idp.saml.subject import IdpConfig, SamlSubject
+from idp.saml.subject import SamlSubject
 
 FORCE_AUTHN_TOLERANCE_SECONDS = 2
 _NSMAP_P = {"samlp": c.NS_SAMLP, "saml": c.NS_SAML}

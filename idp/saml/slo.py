@@ -13,6 +13,7 @@ from lxml import etree
 
 from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage, OutgoingMessage, post_message, redirect_message
+from idp.saml.config import IdpConfig
 from idp.saml.errors import (
     MalformedMessageError,
     ReplayedMessageError,
@@ -34,7 +35,6 @@ from idp.saml.sso import (
     check_signature,
     epoch_of_instant,
 )
-from idp.saml.subject import IdpConfig
 from idp.saml.xml import text_of
 
 _SAML = "{" + c.NS_SAML + "}"

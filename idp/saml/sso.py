@@ -16,6 +16,7 @@ from lxml import etree
 
 from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage
+from idp.saml.config import IdpConfig
 from idp.saml.errors import (
     MalformedMessageError,
     ReplayedMessageError,
@@ -27,7 +28,6 @@ from idp.saml.errors import (
 )
 from idp.saml.signing import has_enveloped_signature, verify_enveloped, verify_redirect_signature
 from idp.saml.sp import ServiceProvider
-from idp.saml.subject import IdpConfig
 from idp.saml.xml import text_of
 
 SpLookup = Callable[[str], ServiceProvider | None]

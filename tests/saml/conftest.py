@@ -8,8 +8,9 @@ import pytest
 from saml_testkit import make_key_and_cert
 
 from idp.saml import constants as c
+from idp.saml.config import IdpConfig
 from idp.saml.credentials import Certificate, SigningCredential
-from idp.saml.subject import IdpConfig, SamlSubject
+from idp.saml.subject import SamlSubject
 
 IDP_ENTITY_ID = "https://idp.uni.example/saml/metadata"
 IDP_BASE = "https://idp.uni.example/saml"

@@ -14,7 +14,7 @@ from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
-from idp.saml.subject import IdpConfig
+from idp.saml.config import IdpConfig
 
 SP_ENTITY_ID = "https://lms.uni.example/saml/metadata"
 SP_HOST = "lms.uni.example"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from saml_testkit import make_key_and_cert
+from saml_testkit import MemoryReplayGuard, make_key_and_cert, make_subject
 
-from idp.saml import constants as c
 from idp.saml.config import IdpConfig
 from idp.saml.credentials import Certificate, SigningCredential
 from idp.saml.subject import SamlSubject
@@ -47,46 +44,9 @@ def idp(idp_keys: tuple[bytes, bytes]) -> IdpConfig:
     )
 
 
-class MemoryReplayGuard:
-    """Set-if-absent with TTL, the contract the app backs with Redis or SQL."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
-
-    def __call__(self, key: str, ttl_seconds: int) -> bool:
-        now = time.time()
-        if self.seen.get(key, 0) > now:
-            return False
-        self.seen[key] = now + ttl_seconds
-        return True
-
-
 @pytest.fixture
 def replay_guard() -> MemoryReplayGuard:
     return MemoryReplayGuard()
-
-
-def make_subject(acr: str = c.AC_PASSWORD_PROTECTED, auth_time: int | None = None) -> SamlSubject:
-    return SamlSubject(
-        account_id="acc-0042",
-        username="mario.rossi",
-        attributes={
-            "eduPersonPrincipalName": ["mario.rossi@uni.example"],
-            "eduPersonAffiliation": ["student", "member"],
-            "eduPersonScopedAffiliation": ["student@uni.example", "member@uni.example"],
-            "eduPersonEntitlement": ["urn:mace:uni.example:library"],
-            "schacHomeOrganization": ["uni.example"],
-            "schacPersonalUniqueID": ["urn:schac:personalUniqueID:it:CF:RSSMRA80A01H501U"],
-            "mail": ["mario.rossi@studenti.uni.example"],
-            "displayName": ["Mario Rossi"],
-            "givenName": ["Mario"],
-            "sn": ["Rossi"],
-        },
-        amr=["pwd"],
-        acr=acr,
-        auth_time=int(time.time()) if auth_time is None else auth_time,
-        session_index="_sess-" + str(int(time.time() * 1000)),
-    )
 
 
 @pytest.fixture

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from idp.saml import constants as c
+from idp.saml.subject import SamlSubject
 
 
 def make_key_and_cert(common_name: str, bits: int = 3072) -> tuple[bytes, bytes]:
@@ -97,3 +101,40 @@ def sp_metadata_xml(
         f'AuthnRequestsSigned="{str(authn_requests_signed).lower()}">'
         f"{keys}{endpoints}{sp_extra}</md:SPSSODescriptor></md:EntityDescriptor>"
     ).encode()
+
+
+class MemoryReplayGuard:
+    """Set-if-absent with TTL, the contract the app backs with Redis or SQL."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def __call__(self, key: str, ttl_seconds: int) -> bool:
+        now = time.time()
+        if self.seen.get(key, 0) > now:
+            return False
+        self.seen[key] = now + ttl_seconds
+        return True
+
+
+def make_subject(acr: str = c.AC_PASSWORD_PROTECTED, auth_time: int | None = None) -> SamlSubject:
+    return SamlSubject(
+        account_id="acc-0042",
+        username="mario.rossi",
+        attributes={
+            "eduPersonPrincipalName": ["mario.rossi@uni.example"],
+            "eduPersonAffiliation": ["student", "member"],
+            "eduPersonScopedAffiliation": ["student@uni.example", "member@uni.example"],
+            "eduPersonEntitlement": ["urn:mace:uni.example:library"],
+            "schacHomeOrganization": ["uni.example"],
+            "schacPersonalUniqueID": ["urn:schac:personalUniqueID:it:CF:RSSMRA80A01H501U"],
+            "mail": ["mario.rossi@studenti.uni.example"],
+            "displayName": ["Mario Rossi"],
+            "givenName": ["Mario"],
+            "sn": ["Rossi"],
+        },
+        amr=["pwd"],
+        acr=acr,
+        auth_time=int(time.time()) if auth_time is None else auth_time,
+        session_index="_sess-" + str(int(time.time() * 1000)),
+    )

@@ -6,8 +6,7 @@ import re
 from dataclasses import replace
 
 import pytest
-from conftest import make_subject
-from saml_testkit import sp_metadata_xml
+from saml_testkit import make_subject, sp_metadata_xml
 
 from idp.saml import constants as c
 from idp.saml.attributes import ATTRIBUTES, fiscal_code_unique_id, release, released_attribute_names

@@ -7,9 +7,8 @@ import time
 from dataclasses import replace
 
 import pytest
-from conftest import MemoryReplayGuard, make_subject
 from lxml import etree
-from saml_testkit import authn_request_xml, sp_metadata_xml
+from saml_testkit import MemoryReplayGuard, authn_request_xml, make_subject, sp_metadata_xml
 
 from idp.saml import constants as c
 from idp.saml.attributes import pairwise_value

@@ -6,10 +6,9 @@ import base64
 
 import pytest
 import xmlsec
-from conftest import MemoryReplayGuard, make_subject
 from lxml import etree
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
-from saml_testkit import authn_request_xml, sp_metadata_xml
+from saml_testkit import MemoryReplayGuard, authn_request_xml, make_subject, sp_metadata_xml
 
 from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage

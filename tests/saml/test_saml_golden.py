@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from conftest import MemoryReplayGuard
+from saml_testkit import MemoryReplayGuard
 
 from idp.saml import constants as c
 from idp.saml.attributes import released_attribute_names

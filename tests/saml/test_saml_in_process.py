@@ -7,8 +7,8 @@ import subprocess
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import MemoryReplayGuard, make_subject
 from onelogin_peer import OneLoginSP
+from saml_testkit import MemoryReplayGuard, make_subject
 
 from idp.saml.bindings import IncomingMessage, redirect_url
 from idp.saml.metadata import build_idp_metadata

@@ -10,10 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import MemoryReplayGuard
 from lxml import etree
 from onelogin_peer import OneLoginSP
-from saml_testkit import authn_request_xml, sp_metadata_xml
+from saml_testkit import MemoryReplayGuard, authn_request_xml, sp_metadata_xml
 
 from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage

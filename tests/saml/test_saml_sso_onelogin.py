@@ -5,9 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import MemoryReplayGuard, make_subject
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from onelogin_peer import OneLoginSP
+from saml_testkit import MemoryReplayGuard, make_subject
 
 from idp.saml import constants as c
 from idp.saml.bindings import IncomingMessage, redirect_url

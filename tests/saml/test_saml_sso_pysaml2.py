@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MemoryReplayGuard, make_subject
 from pysaml2_peer import Pysaml2SP
 from saml2.response import StatusNoPassive, StatusRequestDenied
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
+from saml_testkit import MemoryReplayGuard, make_subject
 
 from idp.saml import constants as c
 from idp.saml.attributes import pairwise_value

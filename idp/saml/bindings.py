@@ -23,6 +23,8 @@ from idp.saml.xml import (
     parse_xml,
 )
 
+DEFLATE_ENCODING = "urn:oasis:names:tc:SAML:2.0:bindings:URL-Encoding:DEFLATE"
+
 
 @dataclass(frozen=True)
 class IncomingMessage:
@@ -48,6 +50,9 @@ class IncomingMessage:
             if name in values:
                 raise MalformedMessageError(f"query parameter {name} repeated")
             values[name] = unquote_plus(value)
+        # SAML Bindings 3.4.4: DEFLATE is the only encoding Varco (or anyone) implements.
+        if values.get("SAMLEncoding", DEFLATE_ENCODING) != DEFLATE_ENCODING:
+            raise MalformedMessageError("unsupported SAMLEncoding")
         return cls._build(c.BINDING_HTTP_REDIRECT, values, raw_query)
 
     @classmethod

@@ -32,6 +32,7 @@ class Pysaml2SP:
         *,
         sign_requests: bool = True,
         encryption: bool = False,
+        slo_binding: str = BINDING_HTTP_REDIRECT,
     ) -> Pysaml2SP:
         key_file, cert_file = workdir / "sp.key", workdir / "sp.crt"
         key_file.write_bytes(sp_keys[0])
@@ -46,7 +47,7 @@ class Pysaml2SP:
                 "sp": {
                     "endpoints": {
                         "assertion_consumer_service": [(ACS_URL, BINDING_HTTP_POST)],
-                        "single_logout_service": [(SLS_URL, BINDING_HTTP_REDIRECT)],
+                        "single_logout_service": [(SLS_URL, slo_binding)],
                     },
                     "authn_requests_signed": sign_requests,
                     "logout_requests_signed": True,
@@ -119,6 +120,9 @@ class Pysaml2SP:
             sigalg=SIG_RSA_SHA256,
         )
         return request_id, urlsplit(dict(info["headers"])["Location"]).query
+
+    def accept_posted_logout_response(self, saml_response_b64: str) -> object:
+        return self.client.parse_logout_request_response(saml_response_b64, BINDING_HTTP_POST)
 
     def accept_logout_response(self, raw_query: str) -> object:
         get = {k: v[0] for k, v in parse_qs(raw_query).items()}

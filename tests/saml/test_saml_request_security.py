@@ -284,3 +284,8 @@ def test_inflate_accepts_exactly_the_limit_and_refuses_one_byte_more() -> None:
     assert inflate_redirect(deflate_redirect(b"a" * 1000), max_bytes=1000) == b"a" * 1000
     with pytest.raises(MessageTooLargeError):
         inflate_redirect(deflate_redirect(b"a" * 1001), max_bytes=1000)
+
+
+def test_redirect_message_in_an_unknown_encoding_is_refused() -> None:
+    with pytest.raises(MalformedMessageError):
+        IncomingMessage.from_redirect("SAMLRequest=abc&SAMLEncoding=urn%3Aexample%3Agzip")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pysaml2_peer import Pysaml2SP
+from saml2 import BINDING_HTTP_POST
 from saml2.response import StatusNoPassive, StatusRequestDenied
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml_testkit import MemoryReplayGuard, make_subject
@@ -122,3 +123,23 @@ def test_pysaml2_sp_initiated_logout_gets_a_logout_response_it_accepts(idp, idp_
     response = peer.accept_logout_response(location.split("?", 1)[1])
     assert response.response.status.status_code.value == c.STATUS_SUCCESS
     assert response.response.in_response_to == logout.id
+
+
+def test_pysaml2_sp_with_a_post_slo_endpoint_accepts_a_signed_posted_logout_response(
+    idp, idp_metadata, sp_keys, tmp_path
+) -> None:
+    peer, sp = _peer(idp_metadata, sp_keys, tmp_path, slo_binding=BINDING_HTTP_POST)
+    name_id = NameID(format=c.NAMEID_TRANSIENT, text="_t-10", sp_name_qualifier=sp.entity_id)
+    _, query = peer.logout_request(idp.entity_id, name_id, "_sess-10")
+    logout = parse_logout_request(
+        IncomingMessage.from_redirect(query),
+        idp=idp,
+        sp_lookup={sp.entity_id: sp}.get,
+        replay_guard=MemoryReplayGuard(),
+    )
+
+    out = build_logout_response(logout, idp)
+
+    assert out.binding == c.BINDING_HTTP_POST and b"<ds:Signature" in out.xml
+    response = peer.accept_posted_logout_response(out.encoded)
+    assert response.response.status.status_code.value == c.STATUS_SUCCESS

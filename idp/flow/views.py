@@ -116,7 +116,6 @@ def expired_page(code: str = "flow_expired") -> tuple[str, int]:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Response | tuple[str, int] | str:
-    svc = services()
     session = current_sso_session()
     scope = f"logout:{browser_id()}"
     if request.method == "POST":
@@ -124,13 +123,24 @@ def logout() -> Response | tuple[str, int] | str:
             consume_form_token(scope)
         except FormTokenError as exc:
             return render_template("message.html", title_code="error", text=message(exc.reason), restart=False), 400
-        svc.sessions.end(request.cookies.get(SSO_COOKIE))
+        end_sso_session(request.cookies.get(SSO_COOKIE))
         response = Response(render_template("message.html", title_code="logged_out", text=None, restart=True))
         response.delete_cookie(SSO_COOKIE, path="/")
         return response
     if session is None:
         return render_template("message.html", title_code="not_logged_in", text=None, restart=True)
     return render_template("logout.html", csrf_token=issue_form_token(scope, 900))
+
+
+def end_sso_session(sid: str | None) -> None:
+    """End the SSO session everywhere: each frontend's logout hook notifies its relying services."""
+    from flask import current_app
+
+    session = services().sessions.get(sid)
+    participants = services().sessions.end(sid)
+    if session is not None:
+        for hook in current_app.extensions.get("varco_logout_hooks", []):
+            hook(session, participants)
 
 
 @bp.route("/account")

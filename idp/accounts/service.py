@@ -250,6 +250,18 @@ class AccountService:
             record(session, f"account.{'enabled' if status == 'active' else 'disabled'}", actor, account.id, {})
             return account
 
+    def set_personal_email(self, typed: str, email: str, *, actor: str) -> Account:
+        personal = normalise_identifier(check_text("personal_email", email, 320))
+        if not EMAIL.match(personal):
+            raise InvalidInput("personal_email", "not an e-mail address")
+        with self.db.session() as session:
+            account = self._find(session, typed)
+            if account is None:
+                raise AccountNotFound(f"no account {typed!r}")
+            account.personal_email = personal
+            record(session, "account.personal_email_set", actor, account.id, {})
+            return account
+
     def unlock(self, typed: str, *, actor: str) -> Account:
         account = self.require(typed)
         self.ephemeral.delete(f"loginfail:acct:{account.id}")

@@ -33,3 +33,33 @@ def enrol_totp(browser: Browser, page: Page) -> tuple[str, Page]:
 
 def recovery_codes(page: Page) -> list[str]:
     return re.findall(r"<li><code>([a-z0-9-]+)</code></li>", page.text)
+
+
+def new_browser(app) -> Browser:  # type: ignore[no-untyped-def]
+    return Browser(app.test_client())
+
+
+def login(app, username: str = "mario.rossi", password: str = "Correct-Horse-9"):  # type: ignore[no-untyped-def]
+    browser = new_browser(app)
+    return browser, browser.follow(browser.login(username, password))
+
+
+def set_login_count(app, account_id: str, count: int) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from idp.store.models import Account
+
+    with app.extensions["varco"].db.session() as session:
+        session.execute(update(Account).where(Account.id == account_id).values(login_count=count))
+
+
+def enrolled(app, make_account, **fields):  # type: ignore[no-untyped-def]
+    """A user past the first login who has enrolled the app; returns (account, secret)."""
+    account = make_account(**fields)
+    set_login_count(app, account.id, 1)
+    browser, page = login(app)
+    if "SPID" in heading(page):
+        page = browser.follow(browser.submit(page, reason="No SPID yet"))
+    secret, recovery = enrol_totp(browser, page)
+    assert browser.submit(recovery, action="continue").location == "/account"
+    return account, secret

@@ -34,6 +34,7 @@ MESSAGES = {
     "upstream_other_person": _l("The SPID/CIE/eIDAS identity you used belongs to another person."),
     "last_factor": _l("This is your only second factor and 2FA is required: add another one before removing it."),
     "unknown_factor": _l("This second factor does not exist."),
+    "upstream_unknown_person": _l("No university account is linked to that identity."),
     "link_invalid": _l("This link is not valid: it has expired or has already been used."),
 }
 

@@ -94,8 +94,9 @@ class PasswordStep(Step):
     def context(self, ctx: FlowContext) -> dict[str, Any]:
         return {
             "username": ctx.state.data.get("username") or ctx.state.request.login_hint or "",
-            # Upstream brokers (SPID, CIE, eIDAS, eduGAIN) add their buttons here once configured.
-            "brokers": [],
+            # Upstream brokers (SPID, CIE, eIDAS; eduGAIN with the federation) put their buttons here.
+            "brokers": list(ctx.services.strong_brokers),
+            "upstream_error": ctx.state.data.get("upstream_error"),
         }
 
     def submit(self, ctx: FlowContext, form: Mapping[str, str]) -> StepErrors | None:

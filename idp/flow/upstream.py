@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 
 from flask import url_for
 
@@ -22,6 +23,17 @@ def strong_login_returned(flow_id: str, identity: UpstreamIdentity) -> str:
     except FlowExpired:
         return url_for("flow.login")
     ctx = FlowContext(state, svc)
+    if state.account_id is None and identity.fiscal_code:
+        # SPID/CIE/eIDAS as the way in: the identity is linked to the account by its fiscal code.
+        found = svc.accounts.find_by_fiscal_code(identity.fiscal_code)
+        if found is None or found.status != "active":
+            state.data["upstream_error"] = "upstream_unknown_person"
+            svc.flows.save(state)
+            return url_for("flow.login", flow=flow_id)
+        state.account_id = found.id
+        state.amr = []
+        state.auth_time = int(time.time())
+        svc.accounts.record_upstream_login(found.id)
     account = ctx.account
     same_person = (
         account is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 
 import pytest
 from sqlalchemy import select, update
@@ -337,3 +339,27 @@ def test_a_recovery_code_works_once(app, make_account):
     second, page = login(app)
     assert second.submit(page, otp=codes[0]).status == 401
     assert app.extensions["varco"].mfa.recovery_codes_left(account.id) == 9
+
+
+def test_spid_on_the_login_page_logs_in_the_account_with_that_fiscal_code(app, make_account):
+    account = make_account(**ITALIAN)
+    browser = new_browser(app)
+    page = browser.open_login()
+    link = re.search(r'href="(/federation/mock/spid/login\?flow=[^"]+)"', page.text).group(1)
+    done = browser.follow(browser.post(html.unescape(link), {"fiscal_code": "RSSMRA85T10H501O"}))
+    assert done.status == 200
+    session = session_of(app, browser)
+    assert session.account_id == account.id
+    assert session.amr == ("spid",)
+    assert session.acr == "https://refeds.org/profile/mfa"
+
+
+def test_spid_identity_without_an_account_is_told_so(app, make_account):
+    make_account(**ITALIAN)
+    browser = new_browser(app)
+    page = browser.open_login()
+    link = re.search(r'href="(/federation/mock/spid/login\?flow=[^"]+)"', page.text).group(1)
+    back = browser.follow(browser.post(html.unescape(link), {"fiscal_code": "BNCNNA90A41F205X"}))
+    assert 'role="alert"' in back.text
+    assert 'name="password"' in back.text
+    assert browser.client.get_cookie(SSO_COOKIE) is None

@@ -88,6 +88,7 @@ def drop_schema(schema: str) -> None:
 
 
 def one_login(port: int, user: str) -> None:
+    """One browser login over one keep-alive connection, as browsers do: GET the form, POST it."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/login")
     response = conn.getresponse()
@@ -95,8 +96,6 @@ def one_login(port: int, user: str) -> None:
     cookie = response.getheader("Set-Cookie").split(";", 1)[0]
     token = TOKEN.search(body).group(1).decode()
     action = ACTION.search(body).group(1).decode().replace("&amp;", "&")
-    conn.close()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     form = urlencode({"csrf_token": token, "username": user, "password": PASSWORD})
     conn.request(
         "POST", action, body=form, headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}

@@ -154,12 +154,12 @@ class MfaEnrolmentStep(Step):
         if ctx.state.request.protocol_state.get("enrol") and not data.get("enrolled"):
             # Adding a factor from /account/security: after the existing factor, if there is one.
             return second_factor_fresh(ctx) or not second_factor_known(ctx)
-        if second_factor_known(ctx):
-            return False
-        if mfa_demanded(ctx):
-            return True
         mfa = ctx.services.settings.mfa
-        return policy.first_login_notice_due(account, mfa) and not ctx.state.data.get("notice_dismissed")
+        due = mfa_demanded(ctx) or (
+            policy.first_login_notice_due(account, mfa) and not ctx.state.data.get("notice_dismissed")
+        )
+        # The factor lookup (a query) only when enrolment could be due at all.
+        return due and not second_factor_known(ctx)
 
     def mode(self, ctx: FlowContext) -> str:
         return ctx.state.data.get("enrol_mode", "choose")

@@ -15,6 +15,7 @@ from idp.accounts.service import AccountService
 from idp.errors import register_error_pages
 from idp.flow.state import FlowStore
 from idp.keys import KeyRing
+from idp.saml.views import init_app as init_saml
 from idp.sessions import SsoSessions
 from idp.settings import Settings, load_settings
 from idp.store.db import Database
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(flow_bp)
     app.register_blueprint(health_bp)
     register_error_pages(app)
+    init_saml(app)
 
     @app.context_processor
     def page_globals() -> dict:

@@ -30,22 +30,25 @@ class Posted:
         return self.fields["SAMLResponse"]
 
 
-def posted_form(page: Page) -> Posted:
-    assert page.status == 200, (page.status, page.text[:500])
-    found = FORM.search(page.text)
-    assert found, page.text[:1000]
-    fields = {html.unescape(k): html.unescape(v) for k, v in HIDDEN.findall(page.text)}
+def posted_form(page: Page | str) -> Posted:
+    if isinstance(page, Page):
+        assert page.status == 200, (page.status, page.text[:500])
+        page = page.text
+    found = FORM.search(page)
+    assert found, page[:1000]
+    fields = {html.unescape(k): html.unescape(v) for k, v in HIDDEN.findall(page)}
     return Posted(html.unescape(found.group(1)), fields)
 
 
-def continue_link(page: Page) -> str:
-    found = LINK.search(page.text)
-    assert found, page.text[:1000]
+def continue_link(page: Page | str) -> str:
+    text = page.text if isinstance(page, Page) else page
+    found = LINK.search(text)
+    assert found, text[:1000]
     return html.unescape(found.group(1))
 
 
-def frames(page: Page) -> list[str]:
-    return [html.unescape(src) for src in FRAME.findall(page.text)]
+def frames(page: Page | str) -> list[str]:
+    return [html.unescape(src) for src in FRAME.findall(page.text if isinstance(page, Page) else page)]
 
 
 def local(url: str) -> str:

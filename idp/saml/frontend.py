@@ -18,7 +18,7 @@ from idp.saml import constants as c
 from idp.saml.attributes import fiscal_code_unique_id, person_code_unique_code
 from idp.saml.config import IdpConfig
 from idp.saml.credentials import SigningCredential
-from idp.saml.errors import UnknownServiceProviderError
+from idp.saml.errors import UnknownEndpointError, UnknownServiceProviderError
 from idp.saml.metadata import build_idp_metadata
 from idp.saml.registry import SpRegistry
 from idp.saml.sso import AUTHN_CONTEXT_RANK, AuthnRequest, ResponseTarget
@@ -127,6 +127,8 @@ def request_from_state(state: Mapping[str, Any], registry: SpRegistry) -> AuthnR
     sp = registry.lookup(state["sp"])
     if sp is None:
         raise UnknownServiceProviderError(f"service provider {state['sp']!r} is no longer registered")
+    if sp.acs_for(state["acs_url"], None) is None:
+        raise UnknownEndpointError(f"ACS {state['acs_url']!r} is no longer registered for {sp.entity_id}")
     return AuthnRequest(
         id=state["id"],
         target=ResponseTarget(sp, state["acs_url"], state["id"] or None, state["relay_state"]),

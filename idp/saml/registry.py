@@ -204,6 +204,7 @@ def _fingerprint(row: RegisteredSp) -> str:
 
 @dataclass
 class _Index:
+    loaded: bool = False
     version: str | None = None
     checked_at: float = float("-inf")
     entries: dict[str, SpEntry] = field(default_factory=dict)
@@ -238,7 +239,7 @@ class SpRegistry:
             if time.monotonic() - self._index.checked_at < CHECK_INTERVAL_SECONDS:
                 return
             version = self.ephemeral.get(VERSION_KEY)
-            if version is None or version != self._index.version:
+            if not self._index.loaded or version != self._index.version:
                 self._index = self._load(version, self._index)
             self._index.checked_at = time.monotonic()
 
@@ -259,7 +260,7 @@ class SpRegistry:
             except SpInputError as exc:
                 # Stored metadata was valid when added; a parser change may refuse it now. Skip, loudly.
                 log.error("SAML SP %s skipped: %s", row.entity_id, exc.message)
-        return _Index(version=version, entries=entries, fingerprints=fingerprints)
+        return _Index(loaded=True, version=version, entries=entries, fingerprints=fingerprints)
 
     @staticmethod
     def _entry(row: RegisteredSp) -> SpEntry:

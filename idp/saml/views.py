@@ -74,6 +74,8 @@ def sso_resume() -> Response | tuple[str, int]:
     if found is None:
         return expired_page()
     login_request, result = found
+    if login_request.protocol != "saml":
+        return expired_page()  # another frontend's flow: not ours to answer
     authn = request_from_state(login_request.protocol_state["request"], saml_frontend().registry)
     return respond(authn, result)
 

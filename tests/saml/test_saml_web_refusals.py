@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from lxml import etree
 from saml_testkit import authn_request_xml, sp_metadata_xml
-from saml_web import posted_form, register
+from saml_web import login_through, posted_form, register
 
 from idp.saml import constants as c
 from idp.saml.credentials import Certificate
@@ -152,3 +152,13 @@ def test_replay_guard_fails_closed_when_the_ephemeral_store_is_down(app, browser
     page = browser.get("/saml/sso/redirect?" + redirect_query(request_for(web_idp)))
 
     assert page.status == 503
+
+
+def test_sp_removed_while_its_user_logs_in_gets_a_clear_page_not_an_assertion(app, browser, web_idp, sp, make_account):
+    make_account()
+    started = browser.get("/saml/sso/redirect?" + redirect_query(request_for(web_idp)))
+    app.extensions["varco_saml"].registry.remove(SP)
+
+    page = login_through(browser, started)
+
+    refused(page, NOT_REGISTERED)

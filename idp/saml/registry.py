@@ -17,12 +17,13 @@ import threading
 import time
 import tomllib
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 
+from idp.ops import audit
 from idp.saml.attributes import ATTRIBUTES
 from idp.saml.errors import MalformedMessageError
 from idp.saml.models import RegisteredSp
@@ -272,8 +273,11 @@ class SpRegistry:
         self._index.checked_at = float("-inf")
 
     # -- changing (the CLI and any console use these) -----------------------------------------------
-    def add(self, metadata: bytes, policy: SpPolicy, *, source: str = "", replace: bool = False) -> SpEntry:
-        """Register an SP from its metadata. Everything is checked before anything is written."""
+    def add(
+        self, metadata: bytes, policy: SpPolicy, *, source: str = "", replace: bool = False, actor: str = "cli"
+    ) -> SpEntry:
+        """Register an SP from its metadata. Everything is checked before anything is written; the row
+        and its audit event are one transaction."""
         sp = parse_metadata(metadata, policy)
         try:
             metadata_text = metadata.decode("utf-8")
@@ -285,6 +289,7 @@ class SpRegistry:
             row = session.get(RegisteredSp, sp.entity_id)
             if row is not None and not replace:
                 raise SpConflictError(f"{sp.entity_id} is already registered (use --replace to update it)")
+            existed = row is not None
             if row is None:
                 row = RegisteredSp(entity_id=sp.entity_id)
                 session.add(row)
@@ -294,14 +299,18 @@ class SpRegistry:
             row.release = list(policy.release)
             row.sign_response = policy.sign_response
             row.encrypt = policy.encrypt
+            detail = {"entity_id": sp.entity_id, "source": row.source, "policy": asdict(policy)}
+            audit.record(session, "saml_sp_replaced" if existed else "saml_sp_added", actor, None, detail)
         self._bump()
         return SpEntry(sp, policy, source, "database")
 
-    def remove(self, entity_id: str) -> bool:
+    def remove(self, entity_id: str, *, actor: str = "cli") -> bool:
         if entity_id in self.files:
             raise SpConflictError(f"{entity_id} is defined in {self.files[entity_id].origin}; remove that file")
         with self.db.session() as session:
             removed = session.execute(delete(RegisteredSp).where(RegisteredSp.entity_id == entity_id)).rowcount
+            if removed:
+                audit.record(session, "saml_sp_removed", actor, None, {"entity_id": entity_id})
         if removed:
             self._bump()
         return bool(removed)

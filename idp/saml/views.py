@@ -28,6 +28,7 @@ from idp.saml.pages import bp, continue_page, saml_errors, stash, unstash
 from idp.saml.response import build_response, name_id_value, passive_failure
 from idp.saml.sp import ServiceProvider
 from idp.saml.sso import AuthnRequest, idp_initiated_request, parse_authn_request
+from idp.saml.subject import SamlSubject
 from idp.web import services
 
 log = logging.getLogger("varco.saml")
@@ -153,7 +154,7 @@ def respond(authn: AuthnRequest, result: AuthnResult) -> Response:
     return continue_page(outgoing)
 
 
-def make_name_id(authn: AuthnRequest, subject, frontend: SamlFrontend) -> str:  # type: ignore[no-untyped-def]
+def make_name_id(authn: AuthnRequest, subject: SamlSubject, frontend: SamlFrontend) -> str:
     try:
         return name_id_value(authn.name_id_format, subject, authn.sp.entity_id, frontend.idp.name_id_salt)
     except LookupError as exc:

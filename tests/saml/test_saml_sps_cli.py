@@ -211,3 +211,20 @@ def test_a_bad_config_file_stops_start_up_naming_the_file(settings, content):
 
     with pytest.raises(SpConfigError, match="broken.toml"):
         create_app(settings)
+
+
+def test_registry_changes_are_audited(run, services, metadata_file):
+    from idp.store.models import AuditEvent
+
+    run("sps", "add", "--metadata", str(metadata_file), "--release", "mail")
+    run("sps", "add", "--metadata", str(metadata_file), "--replace")
+    run("sps", "remove", SP)
+
+    with services.db.session() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    assert [(e.action, e.actor, e.detail["entity_id"]) for e in events] == [
+        ("saml_sp_added", "cli", SP),
+        ("saml_sp_replaced", "cli", SP),
+        ("saml_sp_removed", "cli", SP),
+    ]
+    assert events[0].detail["policy"]["release"] == ["mail"]

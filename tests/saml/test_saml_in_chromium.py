@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, quote
 
 import pytest
@@ -20,6 +21,7 @@ from tests.support.live import LiveServer
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 SP = "https://chromium-sp.uni.example/sp"
 
 
@@ -52,16 +54,23 @@ class FakeAcs:
         self.thread.join(5)
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
+def in_chromium(scenario, **context_options):
+    """Run ``scenario(page)`` in a Chromium of its own, on a thread of its own: Playwright's sync API
+    refuses to start where another module's Playwright (tests/browser) keeps its event loop."""
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
-        yield browser
-        browser.close()
+    def run():
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(**context_options)
+                return scenario(context.new_page())
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result(timeout=120)
 
 
 @pytest.fixture
@@ -94,42 +103,40 @@ def log_in(page) -> None:
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
-def test_response_reaches_the_acs_with_and_without_javascript(chromium, app, live, acs, javascript):
-    context = chromium.new_context(locale="en-GB", java_script_enabled=javascript)
-    page = context.new_page()
+def test_response_reaches_the_acs_with_and_without_javascript(app, live, acs, javascript):
     violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    try:
+
+    def scenario(page):
+        page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
         page.goto(sso_url(app, live))
         log_in(page)
         if not javascript:
             page.get_by_role("button", name="Continue").click()
         page.wait_for_url(acs.url)
         assert page.get_by_role("heading", name="Welcome at the SP").is_visible()
-    finally:
-        context.close()
+
+    in_chromium(scenario, locale="en-GB", java_script_enabled=javascript)
+
     (posted,) = acs.received
     assert posted["RelayState"] == "chromium"
     assert b"urn:oasis:names:tc:SAML:2.0:status:Success" in base64.b64decode(posted["SAMLResponse"])
     assert violations == []
 
 
-def test_signing_out_at_varco_sends_the_sp_a_logout_request_from_a_hidden_frame(chromium, app, live, acs):
-    context = chromium.new_context(locale="en-GB")
-    page = context.new_page()
-    try:
+def test_signing_out_at_varco_sends_the_sp_a_logout_request_from_a_hidden_frame(app, live, acs):
+    def scenario(page):
         page.goto(sso_url(app, live))
         log_in(page)
         page.wait_for_url(acs.url)
         page.goto(live.url + "/logout")
         page.get_by_role("button", name="Sign out").click()
         assert page.get_by_role("heading", name="You have signed out").is_visible()
-        page.wait_for_function("document.querySelector('iframe') !== null")
         for _ in range(50):
             if acs.logout_requests:
                 break
             page.wait_for_timeout(100)
-    finally:
-        context.close()
+
+    in_chromium(scenario, locale="en-GB")
+
     (request,) = acs.logout_requests
     assert b"LogoutRequest" in zlib.decompress(base64.b64decode(request), -15)

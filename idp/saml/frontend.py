@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 
 from idp.flow.request import AuthnResult, LoginRequest
+from idp.flow.steps import ACR_MFA
 from idp.saml import constants as c
 from idp.saml.attributes import fiscal_code_unique_id, person_code_unique_code
 from idp.saml.config import IdpConfig
@@ -28,9 +29,6 @@ from idp.store.models import Account
 RESUME_PATH = "/saml/sso/resume"
 # Metadata carries validUntil = 7 days; a long-running process re-signs it daily.
 METADATA_REBUILD_SECONDS = 24 * 3600
-# The flow's own names for what was achieved (idp.flow.steps / idp.mfa.policy).
-FLOW_ACR_MFA = "https://refeds.org/profile/mfa"
-SECOND_FACTOR_AMR = frozenset({"otp", "sms", "hwk", "swk", "mfa", "spid", "cie", "eidas"})
 # eduPersonAffiliation (eduPerson 2.2.1) for each Varco population; student and staff are also members.
 AFFILIATIONS = {
     "student": ("student", "member"),
@@ -175,8 +173,8 @@ def achieved_context(result: AuthnResult, request: AuthnRequest) -> str:
 
     When none fits, the achieved class is returned and ``build_response`` answers NoAuthnContext.
     """
-    multi_factor = result.acr == FLOW_ACR_MFA or bool(SECOND_FACTOR_AMR & set(result.amr))
-    achieved = c.AC_REFEDS_MFA if multi_factor else c.AC_PASSWORD_PROTECTED
+    # The flow's acr is the one statement of what was achieved (it says MFA only when it happened).
+    achieved = c.AC_REFEDS_MFA if result.acr == ACR_MFA else c.AC_PASSWORD_PROTECTED
     rank = AUTHN_CONTEXT_RANK[achieved]
     fitting = [a for a in request.acceptable_authn_contexts if AUTHN_CONTEXT_RANK.get(a, 99) <= rank]
     if not fitting:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import threading
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, quote
 
 import pytest
@@ -20,8 +19,6 @@ from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 SP = "https://chromium-sp.uni.example/sp"
 
 
@@ -54,23 +51,13 @@ class FakeAcs:
         self.thread.join(5)
 
 
-def in_chromium(scenario, **context_options):
-    """Run ``scenario(page)`` in a Chromium of its own, on a thread of its own: Playwright's sync API
-    refuses to start where another module's Playwright (tests/browser) keeps its event loop."""
-
-    def run():
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(**context_options)
-                return scenario(context.new_page())
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result(timeout=120)
+def in_chromium(chromium, scenario, **context_options):
+    """Run ``scenario(page)`` in a fresh context of the run's shared Chromium."""
+    context = chromium.new_context(**context_options)
+    try:
+        return scenario(context.new_page())
+    finally:
+        context.close()
 
 
 @pytest.fixture
@@ -103,7 +90,7 @@ def log_in(page) -> None:
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
-def test_response_reaches_the_acs_with_and_without_javascript(app, live, acs, javascript):
+def test_response_reaches_the_acs_with_and_without_javascript(chromium, app, live, acs, javascript):
     violations: list[str] = []
 
     def scenario(page):
@@ -115,7 +102,7 @@ def test_response_reaches_the_acs_with_and_without_javascript(app, live, acs, ja
         page.wait_for_url(acs.url)
         assert page.get_by_role("heading", name="Welcome at the SP").is_visible()
 
-    in_chromium(scenario, locale="en-GB", java_script_enabled=javascript)
+    in_chromium(chromium, scenario, locale="en-GB", java_script_enabled=javascript)
 
     (posted,) = acs.received
     assert posted["RelayState"] == "chromium"
@@ -123,7 +110,7 @@ def test_response_reaches_the_acs_with_and_without_javascript(app, live, acs, ja
     assert violations == []
 
 
-def test_signing_out_at_varco_sends_the_sp_a_logout_request_from_a_hidden_frame(app, live, acs):
+def test_signing_out_at_varco_sends_the_sp_a_logout_request_from_a_hidden_frame(chromium, app, live, acs):
     def scenario(page):
         page.goto(sso_url(app, live))
         log_in(page)
@@ -136,7 +123,7 @@ def test_signing_out_at_varco_sends_the_sp_a_logout_request_from_a_hidden_frame(
                 break
             page.wait_for_timeout(100)
 
-    in_chromium(scenario, locale="en-GB")
+    in_chromium(chromium, scenario, locale="en-GB")
 
     (request,) = acs.logout_requests
     assert b"LogoutRequest" in zlib.decompress(base64.b64decode(request), -15)

@@ -13,6 +13,7 @@ from saml_web import PASSWORD, local, login_through, posted_form, register
 
 from idp.saml import constants as c
 from idp.saml.attributes import ATTRIBUTES
+from tests.support.mfa import code, enrolled, set_login_count
 
 ONELOGIN_ACS = "https://lms.uni.example/saml/acs"
 PYSAML2_ACS = "https://wiki.uni.example/saml/acs"
@@ -29,7 +30,12 @@ def mario(make_account):
 
 
 def onelogin_sp(app, web_idp, sp_keys, **options):
-    peer = OneLoginSP.create(web_idp, sp_keys, want_encrypted=options.pop("want_encrypted", False))
+    peer = OneLoginSP.create(
+        web_idp,
+        sp_keys,
+        want_encrypted=options.pop("want_encrypted", False),
+        requested_authn_context=options.pop("requested_authn_context", False),
+    )
     register(app, peer.metadata(), sign_response=True, **options)
     return peer
 
@@ -166,14 +172,27 @@ def test_the_post_page_submits_itself_with_a_static_script_and_allows_only_that_
     assert browser.client.get("/static/saml-continue.js").status_code == 200
 
 
-def test_sp_that_requires_mfa_never_gets_mfa_asserted_for_a_password_only_login(app, browser, web_idp, sp_keys, mario):
-    peer = onelogin_sp(app, web_idp, sp_keys, require_mfa=True)
+@pytest.mark.mfa_policy
+@pytest.mark.parametrize(
+    "trigger",
+    [{"require_mfa": True}, {"requested_authn_context": [c.AC_REFEDS_MFA]}],
+    ids=["sp-policy", "requested-authn-context"],
+)
+def test_sp_that_needs_mfa_gets_a_refeds_mfa_assertion_after_step_up(
+    app, browser, web_idp, sp_keys, make_account, trigger
+):
+    account, secret = enrolled(app, make_account)
+    set_login_count(app, account.id, 0)  # the account's own rule does not demand 2FA: only the SP does
+    assert browser.login("mario.rossi", PASSWORD).location == "/account"
+    peer = onelogin_sp(app, web_idp, sp_keys, **trigger)
     request_id, query = peer.redirect_authn_request()
 
-    page = login_through(browser, browser.get(f"/saml/sso/redirect?{query}"))
+    step_up = browser.follow(browser.get(f"/saml/sso/redirect?{query}"))
+    assert 'name="otp"' in step_up.text and 'name="password"' not in step_up.text
+    page = browser.follow(browser.submit(step_up, otp=code(secret, 1)))
 
-    with pytest.raises(AssertionError, match="authentication context not met"):
-        peer.accept_response(posted_form(page).saml_response, request_id)
+    accepted = peer.accept_response(posted_form(page).saml_response, request_id)
+    assert accepted.get_authn_contexts() == [c.AC_REFEDS_MFA]
 
 
 def test_metadata_is_signed_and_served_from_one_build(app, browser, web_idp):

@@ -36,19 +36,24 @@ def sms_app(settings):
         app.extensions["varco"].db.dispose()
 
 
-def sent_code(sink: HttpSink) -> str:
-    return re.search(r"\b(\d{6})\b", sink.requests[-1].json()["text"]).group(1)
-
-
-def test_sms_enrolment_verifies_the_phone_then_codes_log_in(sms_app, make_account):
-    app, sink = sms_app
+def second_login(app):
+    """A student's second login on `app`, which demands enrolment; returns (browser, page)."""
     from idp.accounts.service import NewAccount
 
     account = app.extensions["varco"].accounts.create(
         NewAccount("mario.rossi", "Mario", "Rossi", "mario.rossi@uni.example.it"), "Correct-Horse-9"
     )
     set_login_count(app, account.id, 1)
-    browser, page = login(app)
+    return login(app)
+
+
+def sent_code(sink: HttpSink) -> str:
+    return re.search(r"\b(\d{6})\b", sink.requests[-1].json()["text"]).group(1)
+
+
+def test_sms_enrolment_verifies_the_phone_then_codes_log_in(sms_app, make_account):
+    app, sink = sms_app
+    browser, page = second_login(app)
     page = browser.follow(browser.submit(page, action="sms"))
     bad = browser.submit(page, action="send", phone="call me maybe")
     assert bad.status == 400
@@ -73,13 +78,7 @@ def test_sms_enrolment_verifies_the_phone_then_codes_log_in(sms_app, make_accoun
 
 def test_sms_resend_is_throttled(sms_app):
     app, sink = sms_app
-    from idp.accounts.service import NewAccount
-
-    account = app.extensions["varco"].accounts.create(
-        NewAccount("mario.rossi", "Mario", "Rossi", "mario.rossi@uni.example.it"), "Correct-Horse-9"
-    )
-    set_login_count(app, account.id, 1)
-    browser, page = login(app)
+    browser, page = second_login(app)
     page = browser.follow(browser.submit(page, action="sms"))
     page = browser.follow(browser.submit(page, action="send", phone="+39 333 1234567"))
     too_soon = browser.submit(page, action="resend")
@@ -89,14 +88,8 @@ def test_sms_resend_is_throttled(sms_app):
 
 def test_sms_gateway_failure_is_a_clear_message(sms_app):
     app, sink = sms_app
-    from idp.accounts.service import NewAccount
-
     sink.status = 500
-    account = app.extensions["varco"].accounts.create(
-        NewAccount("mario.rossi", "Mario", "Rossi", "mario.rossi@uni.example.it"), "Correct-Horse-9"
-    )
-    set_login_count(app, account.id, 1)
-    browser, page = login(app)
+    browser, page = second_login(app)
     page = browser.follow(browser.submit(page, action="sms"))
     failed = browser.submit(page, action="send", phone="+39 333 1234567")
     assert failed.status in (502, 503)

@@ -17,6 +17,7 @@ import secrets
 from typing import Any
 
 from flask import Response, g, has_request_context, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as HttpResponse
 
 from idp.flow.views import end_sso_session
 from idp.saml import constants as c
@@ -60,7 +61,7 @@ STATUS_UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
 
 @bp.get("/slo/redirect")
 @saml_errors
-def slo_redirect() -> Response:
+def slo_redirect() -> HttpResponse:
     message = IncomingMessage.from_redirect(request.query_string)
     if message.param == "SAMLResponse":
         return accept_logout_response(message)
@@ -69,7 +70,7 @@ def slo_redirect() -> Response:
 
 @bp.post("/slo/post")
 @saml_errors
-def slo_post() -> Response:
+def slo_post() -> HttpResponse:
     message = IncomingMessage.from_post(request.form.to_dict())
     if message.param == "SAMLResponse":
         return accept_logout_response(message)
@@ -81,13 +82,13 @@ def slo_post() -> Response:
 
 @bp.get("/slo/continue")
 @saml_errors
-def slo_continue() -> Response:
+def slo_continue() -> HttpResponse:
     return sp_initiated_logout(logout_from_state(unstash("logout", request.args.get("req"))))
 
 
 @bp.get("/slo/notify")
 @saml_errors
-def slo_notify() -> Response:
+def slo_notify() -> HttpResponse:
     """One hidden frame of logout propagation: a signed LogoutRequest to one SP."""
     frontend = saml_frontend()
     ticket = take_notify_ticket(request.args.get("t"))
@@ -127,7 +128,7 @@ class LogoutRefused(Exception):
         self.binding = binding
 
 
-def sp_initiated_logout(logout: LogoutRequest) -> Response:
+def sp_initiated_logout(logout: LogoutRequest) -> HttpResponse:
     """End the browser's SSO session when it is the one the SP names, then answer the SP."""
     check_slo_endpoint(logout)
     status, sub_status = end_named_session(logout)
@@ -172,7 +173,7 @@ def end_named_session(logout: LogoutRequest) -> tuple[str, str | None]:
     return c.STATUS_SUCCESS, None
 
 
-def accept_logout_response(message: IncomingMessage) -> Response:
+def accept_logout_response(message: IncomingMessage) -> HttpResponse:
     """An SP's answer to a LogoutRequest Varco sent from a logout frame."""
     frontend = saml_frontend()
     in_response_to = message.xml(frontend.idp.max_message_bytes).get("InResponseTo") or ""
@@ -229,7 +230,7 @@ def take_notify_ticket(token: str | None) -> dict[str, Any]:
 
 
 @bp.after_app_request
-def allow_logout_frames(response: Response) -> Response:
+def allow_logout_frames(response: HttpResponse) -> HttpResponse:
     """Let any page that lists logout frames (e.g. /logout's result) frame the SPs they lead to."""
     origins = g.get(FRAME_ORIGINS)
     if origins and response.mimetype == "text/html":
@@ -240,7 +241,7 @@ def allow_logout_frames(response: Response) -> Response:
 
 
 @bp.errorhandler(LogoutRefused)
-def logout_refused(exc: LogoutRefused) -> Response:
+def logout_refused(exc: LogoutRefused) -> HttpResponse:
     error = exc.error
     target = error.target
     stub = LogoutRequest(

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, render_template, request
+from werkzeug.wrappers import Response as HttpResponse
 
 from idp.saml import constants as c
 from idp.saml.bindings import OutgoingMessage, redirect_url
@@ -57,7 +58,7 @@ def page_csp(form_action: str | None, frame_origins: Iterable[str] = (), *, fram
     return "; ".join(directives)
 
 
-def no_store(response: Response) -> Response:
+def no_store(response: HttpResponse) -> HttpResponse:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -65,7 +66,7 @@ def no_store(response: Response) -> Response:
 
 def continue_page(
     message: OutgoingMessage, frames: list[str] | None = None, frame_origins: Iterable[str] = (), *, framed=False
-) -> Response:
+) -> HttpResponse:
     """Deliver ``message``: an auto-submitting form for HTTP-POST (SAML Bindings 3.5.4), a link for
     HTTP-Redirect when logout frames must load first. A tiny script from /static continues on its own;
     the visible Continue button serves browsers without JavaScript."""
@@ -111,7 +112,7 @@ def saml_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def no_store_page(page: tuple[str, int]) -> Response:
+def no_store_page(page: tuple[str, int]) -> HttpResponse:
     return no_store(Response(page[0], page[1]))
 
 

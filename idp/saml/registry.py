@@ -308,7 +308,8 @@ class SpRegistry:
         if entity_id in self.files:
             raise SpConflictError(f"{entity_id} is defined in {self.files[entity_id].origin}; remove that file")
         with self.db.session() as session:
-            removed = session.execute(delete(RegisteredSp).where(RegisteredSp.entity_id == entity_id)).rowcount
+            result = session.execute(delete(RegisteredSp).where(RegisteredSp.entity_id == entity_id))
+            removed = result.rowcount  # type: ignore[attr-defined]
             if removed:
                 audit.record(session, "saml_sp_removed", actor, None, {"entity_id": entity_id})
         if removed:

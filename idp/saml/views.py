@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, redirect, request, url_for
+from werkzeug.wrappers import Response as HttpResponse
 
 from idp.flow.frontend import LoginRequired, begin_login, resume_login
 from idp.flow.request import AuthnResult
@@ -38,7 +39,7 @@ MAX_IDP_RELAY_STATE = 80
 
 
 @bp.get("/metadata")
-def metadata() -> Response:
+def metadata() -> HttpResponse:
     response = Response(saml_frontend().metadata(), mimetype="application/samlmetadata+xml")
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
@@ -46,14 +47,14 @@ def metadata() -> Response:
 
 @bp.get("/sso/redirect")
 @saml_errors
-def sso_redirect() -> Response:
+def sso_redirect() -> HttpResponse:
     message = IncomingMessage.from_redirect(request.query_string)
     return start_sso(check_authn_request(message))
 
 
 @bp.post("/sso/post")
 @saml_errors
-def sso_post() -> Response:
+def sso_post() -> HttpResponse:
     message = IncomingMessage.from_post(request.form.to_dict())
     authn = check_authn_request(message)
     token = stash("authn", request_state(authn), saml_frontend().idp.max_request_age_seconds)
@@ -62,7 +63,7 @@ def sso_post() -> Response:
 
 @bp.get("/sso/continue")
 @saml_errors
-def sso_continue() -> Response:
+def sso_continue() -> HttpResponse:
     """Same-site continuation of a POST-bound AuthnRequest (see ``pages.stash``)."""
     state = unstash("authn", request.args.get("req"))
     return start_sso(request_from_state(state, saml_frontend().registry))
@@ -70,7 +71,7 @@ def sso_continue() -> Response:
 
 @bp.get("/sso/resume")
 @saml_errors
-def sso_resume() -> Response | tuple[str, int]:
+def sso_resume() -> HttpResponse | tuple[str, int]:
     found = resume_login(request.args.get("flow"))
     if found is None:
         return expired_page()
@@ -83,7 +84,7 @@ def sso_resume() -> Response | tuple[str, int]:
 
 @bp.get("/init")
 @saml_errors
-def idp_initiated() -> Response:
+def idp_initiated() -> HttpResponse:
     """IdP-initiated SSO (SAML Profiles 4.1.5): ``/saml/init?sp=ENTITY_ID[&RelayState=...]``."""
     sp = check_known_sp(request.args.get("sp"))
     relay_state = check_idp_relay_state(request.args.get("RelayState"))
@@ -115,7 +116,7 @@ def check_idp_relay_state(relay_state: str | None) -> str | None:
     return relay_state or None
 
 
-def start_sso(authn: AuthnRequest) -> Response:
+def start_sso(authn: AuthnRequest) -> HttpResponse:
     """Hand the request to the login flow: answer now from the SSO session, or send the browser to log in."""
     try:
         outcome = begin_login(login_request_for(authn))
@@ -127,7 +128,7 @@ def start_sso(authn: AuthnRequest) -> Response:
     return outcome
 
 
-def respond(authn: AuthnRequest, result: AuthnResult) -> Response:
+def respond(authn: AuthnRequest, result: AuthnResult) -> HttpResponse:
     """Build the Response for the authenticated account and remember the SP for Single Logout."""
     frontend = saml_frontend()
     idp = frontend.idp

@@ -195,3 +195,22 @@ def test_post_bound_slo_endpoint_gets_its_logout_request_in_an_auto_posted_frame
     assert "frame-ancestors 'self'" in posted.headers["Content-Security-Policy"]
     form = posted_form(posted.get_data(as_text=True))
     assert form.action == WIKI_SLS and "SAMLRequest" in form.fields
+
+
+def test_sp_with_a_post_bound_slo_endpoint_gets_its_logout_response_posted(
+    app, browser, web_idp, sp_keys, tmp_path, make_account
+):
+    make_account()
+    idp_metadata = browser.client.get("/saml/metadata").get_data()
+    wiki = Pysaml2SP.create(idp_metadata, sp_keys, tmp_path, slo_binding=BINDING_HTTP_POST)
+    register(app, wiki.metadata())
+    name_id, session_index = sign_in_to_wiki(browser, wiki, web_idp)
+    _, query = wiki.logout_request(web_idp.entity_id, name_id, session_index)
+
+    response = browser.client.get(f"/saml/slo/redirect?{query}")
+
+    posted = posted_form(response.get_data(as_text=True))
+    assert posted.action == WIKI_SLS
+    assert f"form-action {WIKI_SLS}" in response.headers["Content-Security-Policy"]
+    assert wiki.accept_posted_logout_response(posted.saml_response) is not None
+    assert not signed_in(browser)

@@ -4,8 +4,9 @@ to the SP's registered ACS, never a 500, on both store pairs."""
 from __future__ import annotations
 
 import base64
+import datetime
 import zlib
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from lxml import etree
@@ -13,8 +14,9 @@ from saml_testkit import authn_request_xml, sp_metadata_xml
 from saml_web import login_through, posted_form, register
 
 from idp.saml import constants as c
-from idp.saml.credentials import Certificate
-from idp.saml.signing import verify_enveloped
+from idp.saml.credentials import Certificate, SigningCredential
+from idp.saml.signing import sign_redirect_query, verify_enveloped
+from idp.saml.xml import deflate_redirect
 from idp.store.ephemeral import EphemeralUnavailable
 
 SP = "https://app.uni.example/sp"
@@ -162,3 +164,23 @@ def test_sp_removed_while_its_user_logs_in_gets_a_clear_page_not_an_assertion(ap
     page = login_through(browser, started)
 
     refused(page, NOT_REGISTERED)
+
+
+def test_logout_request_without_a_name_id_gets_a_logout_response_refusing_it(app, browser, web_idp, sp_keys):
+    slo = f'<md:SingleLogoutService Binding="{c.BINDING_HTTP_REDIRECT}" Location="https://app.uni.example/slo"/>'
+    register(app, sp_metadata_xml(SP, sp_keys[1], sp_extra=slo))
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    xml = (
+        '<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_logout-1" Version="2.0" '
+        f'IssueInstant="{now}" Destination="{web_idp.slo_redirect_url}"><saml:Issuer>{SP}</saml:Issuer>'
+        "</samlp:LogoutRequest>"
+    ).encode()
+    encoded = base64.b64encode(deflate_redirect(xml)).decode()
+    query = sign_redirect_query([("SAMLRequest", encoded)], SigningCredential(*sp_keys))
+
+    page = browser.get(f"/saml/slo/redirect?{query}")
+
+    assert page.status == 303 and page.location.startswith("https://app.uni.example/slo?SAMLResponse=")
+    answer = zlib.decompress(base64.b64decode(parse_qs(urlsplit(page.location).query)["SAMLResponse"][0]), -15)
+    assert b"LogoutResponse" in answer and c.STATUS_REQUEST_UNSUPPORTED.encode() in answer

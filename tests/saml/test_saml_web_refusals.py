@@ -25,6 +25,12 @@ NOT_REGISTERED = "The service that sent you here is not registered"
 NOT_VALID = "The request from the service is not valid"
 
 
+@pytest.fixture(autouse=True)
+def english(browser):
+    """The pages are read in English here, whatever the default language."""
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
 @pytest.fixture
 def web_idp(app):
     return app.extensions["varco_saml"].idp

@@ -3,12 +3,17 @@ a real account and the real login flow, on both store pairs."""
 
 from __future__ import annotations
 
+import base64
+import zlib
+from urllib.parse import quote
+
 import pytest
 from lxml import etree
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from onelogin_peer import OneLoginSP
 from pysaml2_peer import Pysaml2SP
 from saml2.response import StatusNoPassive
+from saml_testkit import authn_request_xml, sp_metadata_xml
 from saml_web import PASSWORD, local, login_through, posted_form, register
 
 from idp.saml import constants as c
@@ -208,3 +213,18 @@ def test_metadata_is_signed_and_served_from_one_build(app, browser, web_idp):
     )
     locations = root.xpath("//md:SingleSignOnService/@Location", namespaces={"md": c.NS_MD})
     assert sorted(local(u) for u in locations) == ["/saml/sso/post", "/saml/sso/redirect"]
+
+
+def test_login_page_names_the_service_from_its_metadata(app, browser, sp_keys):
+    ui = (
+        '<md:Extensions><mdui:UIInfo xmlns:mdui="urn:oasis:names:tc:SAML:metadata:ui">'
+        '<mdui:DisplayName xml:lang="it">Moodle di Ateneo</mdui:DisplayName></mdui:UIInfo></md:Extensions>'
+    )
+    register(app, sp_metadata_xml("https://moodle.uni.example/sp", sp_keys[1], sp_extra=ui))
+    idp = app.extensions["varco_saml"].idp
+    xml = authn_request_xml("https://moodle.uni.example/sp", destination=idp.sso_redirect_url)
+    encoded = base64.b64encode(zlib.compress(xml)[2:-4]).decode()
+
+    page = browser.follow(browser.get(f"/saml/sso/redirect?SAMLRequest={quote(encoded, safe='')}"))
+
+    assert 'name="password"' in page.text and "Moodle di Ateneo" in page.text

@@ -92,6 +92,7 @@ def test_pysaml2_sp_gets_an_assertion_after_a_real_login_through_the_post_endpoi
 
     posted = posted_form(page)
     assert posted.action == PYSAML2_ACS and posted.fields["RelayState"] == "wiki-post"
+    assert (b"EncryptedAssertion" in base64.b64decode(posted.saml_response)) is encryption
     accepted = peer.accept_response(posted.saml_response, request_id)
     assert accepted.ava["mail"] == ["mario.rossi@studenti.uni.example.it"]
     assert accepted.ava["displayName"] == ["Mario Rossi"]

@@ -19,6 +19,7 @@ from idp.keys import KeyRing
 from idp.mail import Mailer
 from idp.mfa.service import MfaService
 from idp.mfa.sms import open_sms_gateway
+from idp.saml.views import init_app as init_saml
 from idp.sessions import SsoSessions
 from idp.settings import Settings, load_settings
 from idp.store.db import Database
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["varco_upstream_return"] = strong_login_returned
     app.register_blueprint(health_bp)
     register_error_pages(app)
+    init_saml(app)
 
     @app.context_processor
     def page_globals() -> dict:

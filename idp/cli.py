@@ -15,6 +15,7 @@ from idp.accounts.identifiers import InvalidInput
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
 from idp.keys import KeyRing, KeysMissing, init_keys
+from idp.saml.cli import sps
 from idp.settings import Settings, SettingsError, load_settings
 from idp.store.db import Database, DatabaseUnavailable
 from idp.store.ephemeral import EphemeralUnavailable
@@ -62,6 +63,9 @@ pass_ctx = click.make_pass_decorator(Context)
 def cli(click_ctx: click.Context, home: str | None) -> None:
     """Varco, the university identity provider."""
     click_ctx.obj = Context(home)
+
+
+cli.add_command(sps)
 
 
 def main() -> None:

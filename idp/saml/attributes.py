@@ -22,6 +22,7 @@ ATTRIBUTES: dict[str, str] = {
     "eduPersonEntitlement": "urn:oid:1.3.6.1.4.1.5923.1.1.1.7",
     "schacHomeOrganization": "urn:oid:1.3.6.1.4.1.25178.1.2.9",
     "schacPersonalUniqueID": "urn:oid:1.3.6.1.4.1.25178.1.2.15",
+    "schacPersonalUniqueCode": "urn:oid:1.3.6.1.4.1.25178.1.2.14",
     "mail": "urn:oid:0.9.2342.19200300.100.1.3",
     "displayName": "urn:oid:2.16.840.1.113730.3.1.241",
     "givenName": "urn:oid:2.5.4.42",
@@ -44,6 +45,11 @@ COCO_CATEGORIES = frozenset({c.EC_COCO_V1, c.EC_COCO_V2})
 def fiscal_code_unique_id(fiscal_code: str) -> str:
     """schacPersonalUniqueID for an Italian codice fiscale (SCHAC URN registry, country it)."""
     return f"urn:schac:personalUniqueID:it:CF:{fiscal_code.strip().upper()}"
+
+
+def person_code_unique_code(scope: str, person_code: str) -> str:
+    """schacPersonalUniqueCode for the university's own person code (SCHAC: country, organisation, type)."""
+    return f"urn:schac:personalUniqueCode:it:{scope}:personCode:{person_code}"
 
 
 def pairwise_value(salt: bytes, sp_entity_id: str, account_id: str) -> str:

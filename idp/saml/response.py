@@ -94,8 +94,14 @@ def _check_satisfies(request: AuthnRequest, subject: SamlSubject) -> None:
         raise SamlRequestError(request.target, c.STATUS_RESPONDER, c.STATUS_AUTHN_FAILED, "re-authentication required")
 
 
-def build_assertion(request: AuthnRequest, subject: SamlSubject, idp: IdpConfig, *, now: float) -> etree._Element:
-    """An unsigned, self-contained saml:Assertion for ``request``'s SP."""
+def build_assertion(
+    request: AuthnRequest, subject: SamlSubject, idp: IdpConfig, *, now: float, name_id: str | None = None
+) -> etree._Element:
+    """An unsigned, self-contained saml:Assertion for ``request``'s SP.
+
+    ``name_id`` is the value ``name_id_value`` gave the caller (who keeps it for Single Logout); without
+    it one is made here.
+    """
     sp = request.sp
     assertion = etree.Element(
         _SAML + "Assertion",
@@ -105,7 +111,8 @@ def build_assertion(request: AuthnRequest, subject: SamlSubject, idp: IdpConfig,
     _sub(assertion, _SAML + "Issuer", idp.entity_id)
     subject_el = _sub(assertion, _SAML + "Subject")
     try:
-        name_id = name_id_value(request.name_id_format, subject, sp.entity_id, idp.name_id_salt)
+        if name_id is None:
+            name_id = name_id_value(request.name_id_format, subject, sp.entity_id, idp.name_id_salt)
     except LookupError as exc:
         raise SamlRequestError(request.target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, str(exc)) from None
     name_id_attrs = {"Format": request.name_id_format}
@@ -145,7 +152,12 @@ def build_assertion(request: AuthnRequest, subject: SamlSubject, idp: IdpConfig,
 
 
 def build_response(
-    request: AuthnRequest, subject: SamlSubject, idp: IdpConfig, *, now: float | None = None
+    request: AuthnRequest,
+    subject: SamlSubject,
+    idp: IdpConfig,
+    *,
+    now: float | None = None,
+    name_id: str | None = None,
 ) -> OutgoingMessage:
     """A successful Response for HTTP-POST to the request's ACS.
 
@@ -157,7 +169,7 @@ def build_response(
     now = time.time() if now is None else now
     _check_satisfies(request, subject)
     sp = request.sp
-    assertion = build_assertion(request, subject, idp, now=now)
+    assertion = build_assertion(request, subject, idp, now=now, name_id=name_id)
     sign_enveloped(assertion, idp.signing)
     root = _response_root(request.target, idp, now)
     _status(root, c.STATUS_SUCCESS, None, None)

@@ -52,7 +52,7 @@ class TcpProxy:
                     if not data:
                         return
                     (b if sock is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # the cable was cut: sockets closed under select()
             pass
         finally:
             for sock in sockets:

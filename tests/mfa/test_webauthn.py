@@ -492,6 +492,9 @@ def submitted_response(page, url: str) -> str:
     page.goto(url)
     with page.expect_request(lambda request: request.method == "POST") as posted:
         page.click("#webauthn-start")
+    # Let the form's navigation finish, so the next page.goto() is not interrupted by it.
+    page.wait_for_url("**/submit")
+    page.wait_for_load_state()
     return parse_qs(posted.value.post_data)["webauthn_response"][0]
 
 

@@ -103,7 +103,13 @@ def finish(ctx: FlowContext) -> Response:
     svc = services()
     state = ctx.state
     # Session fixation: a login always gets a new session id (OWASP ASVS 3.2.1).
+    carried: list[dict] = []
     if SSO_COOKIE in request.cookies:
+        old = svc.sessions.get(request.cookies[SSO_COOKIE])
+        # The same person logging in again (step-up, forced re-authentication) keeps the services
+        # of the old session, so a later logout still reaches them.
+        if old is not None and old.account_id == state.account_id:
+            carried = svc.sessions.participants(old.id)
         svc.sessions.end(request.cookies[SSO_COOKIE])
     # amr and acr tell the truth: MFA only when a second factor was really given (RFC 8176).
     amr = [method for method in state.amr if method != "mfa"]
@@ -113,6 +119,8 @@ def finish(ctx: FlowContext) -> Response:
     acr = ACR_MFA if multi or bool({"spid", "cie", "eidas"} & set(amr)) else ACR_SINGLE_FACTOR
     mfa_at = state.data.get("mfa_at") if multi or acr == ACR_MFA else None
     session = svc.sessions.create(state.account_id, tuple(amr), acr, state.auth_time, state.remember, mfa_at)
+    for entry in carried:
+        svc.sessions.add_participant(session.id, entry["protocol"], entry["relying_party"], entry["details"])
     result = AuthnResult(
         subject=state.account_id, amr=tuple(amr), acr=acr, auth_time=state.auth_time, session_id=session.id
     )

@@ -215,3 +215,21 @@ def test_password_hash_is_upgraded_when_parameters_change(app, settings, make_ac
     assert ",t=3," in updated.password_hash
     assert updated.password_hash.startswith("$argon2id$")
     app2.extensions["varco"].db.dispose()
+
+
+def test_a_new_login_of_the_same_person_keeps_the_services_of_the_old_session(app, browser, make_account):
+    make_account()
+    browser.login("mario.rossi", "Correct-Horse-9")
+    sessions = app.extensions["varco"].sessions
+    first = sso_cookie(browser).value
+    sessions.add_participant(first, "oidc", "lms", {"sid": "x"})
+    with app.test_request_context():
+        from idp.flow import LoginRequest
+
+        browser_value = browser.client.get_cookie("varco_browser").value.rpartition(".")[0]
+        flow = app.extensions["varco"].flows.start(LoginRequest(force_authn=True), browser_value)
+    page = browser.get(f"/login?flow={flow.id}")
+    browser.submit(page, username="mario.rossi", password="Correct-Horse-9")
+    second = sso_cookie(browser).value
+    assert second != first
+    assert [p["relying_party"] for p in sessions.participants(second)] == ["lms"]

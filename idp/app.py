@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(flow_bp)
     app.register_blueprint(health_bp)
+    import idp.oidc
+
+    idp.oidc.init_app(app)
     register_error_pages(app)
 
     @app.context_processor

@@ -339,3 +339,8 @@ def users_unlock(ctx: Context, username: str) -> None:
 def users_temp_password(ctx: Context, username: str) -> None:
     """Issue a temporary password (printed once) that must be changed at the next login."""
     click.echo(ctx.services.accounts.issue_temporary_password(username, actor="cli"))
+
+
+from idp.oidc.cli import clients  # noqa: E402  (after `cli`, which the OIDC commands import)
+
+cli.add_command(clients)

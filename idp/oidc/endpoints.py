@@ -80,8 +80,7 @@ def discovery() -> Response:
 
 @bp.route("/oidc/jwks")
 def jwks() -> Response:
-    keys = [key.public_jwk() for key in provider().services.keys.signing]
-    response = jsonify({"keys": keys})
+    response = jsonify(provider().keys.public_jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

@@ -148,17 +148,14 @@ class OpenIDCodeExtension(OpenIDCode):
     def exists_nonce(self, nonce: str, request: Any) -> bool:
         return len(nonce) > 512
 
-    def _key(self, client: Any) -> Any:
-        return self.op.services.keys.active("EC" if client.id_token_signed_response_alg == "ES256" else "RSA")  # noqa: S105
-
     def resolve_client_private_key(self, client: Any) -> Any:
-        return self._key(client).jwk()
+        return self.op.keys.for_alg(client.id_token_signed_response_alg)[1]
 
     def get_client_algorithm(self, client: Any) -> str:
         return client.id_token_signed_response_alg
 
     def get_encode_header(self, client: Any) -> dict[str, str]:
-        key = self._key(client)
+        key, _ = self.op.keys.for_alg(client.id_token_signed_response_alg)
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import requests
 from flask import Blueprint, Response, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.oidc.checks import check_query_parameters
@@ -36,7 +35,7 @@ class BackchannelLogout:
         self._threads: list[threading.Thread] = []
 
     def logout_token(self, client: Any, sub: str, sid: str | None) -> str:
-        key = self.op.services.keys.active("RSA")
+        key, jwk = self.op.keys.active("RSA")
         now = int(time.time())
         claims = {
             "iss": self.op.issuer,
@@ -49,7 +48,7 @@ class BackchannelLogout:
         }
         if sid:
             claims["sid"] = sid
-        return jwt.encode({"alg": key.alg, "kid": key.kid, "typ": "logout+jwt"}, claims, key.jwk())
+        return jwt.encode({"alg": key.alg, "kid": key.kid, "typ": "logout+jwt"}, claims, jwk)
 
     def session_ended(self, sid: str | None) -> list[str]:
         """Notify every client that got tokens in this session; returns the client ids notified."""
@@ -95,7 +94,7 @@ class BackchannelLogout:
 
 def verify_id_token_hint(hint: str) -> dict | None:
     """Our own ID token, expired or not (RP-Initiated Logout 2: it need not be current)."""
-    keys = KeySet([key.jwk() for key in provider().services.keys.signing])
+    keys = provider().keys.verification_set()
     try:
         token = jwt.decode(hint, keys, algorithms=["RS256", "ES256"])
     except (JoseError, ValueError):

@@ -11,6 +11,7 @@ from flask import current_app
 
 from idp.oidc.claims import SubjectIds, released_claims
 from idp.oidc.clients import ClientRegistry
+from idp.oidc.signing import JoseKeys
 from idp.oidc.tokens import TokenService
 
 PATHS = {
@@ -35,12 +36,14 @@ class OpenIDProvider:
         self.ephemeral = services.ephemeral
         self.clients = ClientRegistry(services.db)
         self.subjects = SubjectIds(services.keys.derive(b"varco oidc pairwise subject"))
-        self.tokens = TokenService(services, self.issuer, self.subjects)
+        self.keys = JoseKeys(services.keys)
+        self.tokens = TokenService(services, self.issuer, self.subjects, self.keys)
         self._sid_key = services.keys.derive(b"varco oidc session id")
         from idp.oidc.logout import BackchannelLogout
         from idp.oidc.server import build_authorization_server
 
         self.backchannel = BackchannelLogout(self)
+        self.secure_transport = True  # set by build_authorization_server from the issuer
         self.server = build_authorization_server(self)
 
     def url(self, name: str) -> str:

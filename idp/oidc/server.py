@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Response
+from flask import Response, request
 from flask import json as flask_json
 
 from idp.oidc.config import SCOPES
+
+log = logging.getLogger("varco.oidc")
 
 
 class StoredAuthorizationRequest(OAuth2Request):
@@ -31,6 +36,34 @@ class StoredAuthorizationRequest(OAuth2Request):
         return {}
 
 
+class PublicUrlRequest(FlaskOAuth2Request):
+    """Authlib's Flask request, located at the issuer's public URL: behind a TLS-terminating proxy
+    the WSGI URL says http, but transport security is what the issuer (always https in
+    production) says: it is checked once, when the provider is built (`issuer_is_secure`), instead
+    of parsing the URL of every request."""
+
+    def __init__(self, issuer: str) -> None:
+        self.method = request.method
+        self.uri = issuer + request.path
+        self.headers = request.headers
+        self._body = None
+        self.payload = FlaskOAuth2Payload(request)
+        self.client = self.auth_method = self.user = None
+        self.authorization_code = self.refresh_token = self.credential = None
+        self._scope = None
+        self._request = request
+
+
+def issuer_is_secure(issuer: str) -> bool:
+    """OAuth 2.0 needs TLS (RFC 6749 1.6); plain http only on loopback, for development and tests."""
+    try:
+        InsecureTransportError.check(issuer)
+    except InsecureTransportError:
+        log.error("server.issuer %s is not https: the OIDC endpoints will refuse every request", issuer)
+        return False
+    return True
+
+
 class VarcoAuthorizationServer(AuthorizationServer):
     def __init__(self, op: Any) -> None:
         super().__init__()
@@ -43,16 +76,17 @@ class VarcoAuthorizationServer(AuthorizationServer):
     def save_token(self, token: dict, request: Any) -> None:
         pass  # the token generator stores what it issues (tokens.TokenService.generate)
 
-    def create_oauth2_request(self, request: Any) -> OAuth2Request:
-        if isinstance(request, OAuth2Request):
-            return request
-        return super().create_oauth2_request(request)
+    def create_oauth2_request(self, oauth_request: Any) -> OAuth2Request:
+        if isinstance(oauth_request, OAuth2Request):
+            return oauth_request
+        return PublicUrlRequest(self.op.issuer)
 
     def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
         if isinstance(payload, dict):
             payload = flask_json.dumps(payload)
         response = Response(payload, status=status_code, headers=headers)
-        response.headers["Cache-Control"] = "no-store"  # RFC 6749 5.1
+        if "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"  # RFC 6749 5.1
         return response
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -81,6 +115,7 @@ def build_authorization_server(op: Any) -> VarcoAuthorizationServer:
     from idp.oidc.rfc7009_7662 import IntrospectionEndpoint, RevocationEndpoint
     from idp.oidc.rfc7523 import PrivateKeyJwt
 
+    op.secure_transport = issuer_is_secure(op.issuer)
     server = VarcoAuthorizationServer(op)
     server.register_token_generator("default", op.tokens.generate)
     server.register_client_auth_method("private_key_jwt", PrivateKeyJwt(op))

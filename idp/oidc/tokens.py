@@ -1,17 +1,26 @@
 """Issuing, finding and revoking tokens. Every user token belongs to a grant (its family):
 revoking the grant revokes every refresh token of it at once, and every access token as soon as
-it is next presented (a revocation marker outlives the longest access token)."""
+it is next presented (a revocation marker outlives the longest access token).
+
+Opaque access tokens are sealed, not stored: AES-256-GCM over a compact record, under a key
+derived for this purpose only. Clients cannot read or forge them, Varco needs no store round trip
+to issue one (the hot path of client_credentials), and revocation works through the markers."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import update
@@ -19,6 +28,8 @@ from sqlalchemy import update
 from idp.oidc.config import ACCESS_TOKEN_TTL, CLIENT_CREDENTIALS_TTL, REFRESH_TOKEN_TTL
 from idp.oidc.models import OidcGrant, OidcRefreshToken, new_id
 from idp.store.models import utcnow
+
+OPAQUE_PREFIX = b"vat1."
 
 
 def token_hash(value: str) -> str:
@@ -106,10 +117,11 @@ class RefreshToken:
 
 
 class TokenService:
-    def __init__(self, services: Any, issuer: str, subjects: Any) -> None:
+    def __init__(self, services: Any, issuer: str, subjects: Any, keys: Any) -> None:
         self.db = services.db
         self.ephemeral = services.ephemeral
-        self.keys = services.keys
+        self.keys = keys  # signing.JoseKeys
+        self._seal = AESGCM(services.keys.derive(b"varco oidc opaque access token"))
         self.issuer = issuer
         self.subjects = subjects  # claims.SubjectIds: public or pairwise `sub` per client
 
@@ -155,18 +167,26 @@ class TokenService:
         jti = secrets.token_urlsafe(16)
         if client.access_token_format == "jwt":  # noqa: S105
             return self.sign_jwt_access_token(client, user, scope, now, ttl, jti)
-        value = secrets.token_urlsafe(32)
         record = {"c": client.client_id, "s": scope, "e": now + ttl, "j": jti}
         if user is not None:
             record.update(a=user.account_id, g=user.grant_id)
-        self.ephemeral.set(f"oidc:at:{token_hash(value)}", json.dumps(record), ttl)
-        return value
+        nonce = os.urandom(12)
+        sealed = self._seal.encrypt(nonce, json.dumps(record, separators=(",", ":")).encode(), OPAQUE_PREFIX)
+        return OPAQUE_PREFIX.decode() + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+
+    def _unseal(self, value: str) -> dict[str, Any] | None:
+        body = value[len(OPAQUE_PREFIX):]
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            return json.loads(self._seal.decrypt(raw[:12], raw[12:], OPAQUE_PREFIX))
+        except (InvalidTag, ValueError, binascii.Error):
+            return None
 
     def sign_jwt_access_token(
         self, client: Any, user: Subject | None, scope: str, now: int, ttl: int, jti: str
     ) -> str:
         # RFC 9068 2.2: iss, exp, aud, sub, client_id, iat, jti; typ at+jwt (2.1).
-        key = self.keys.active("RSA")
+        key, jwk = self.keys.active("RSA")
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "exp": now + ttl,
@@ -186,7 +206,7 @@ class TokenService:
             if user.acr:
                 claims["acr"] = user.acr
         header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
-        return jwt.encode(header, claims, key.jwk(), algorithms=[key.alg])
+        return jwt.encode(header, claims, jwk, algorithms=[key.alg])
 
     def issue_refresh_token(self, grant_id: str, scope: str) -> str:
         value = secrets.token_urlsafe(32)
@@ -207,11 +227,10 @@ class TokenService:
             return None
         if value.count(".") == 2:
             token = self._verify_jwt_access_token(value)
-        else:
-            raw = self.ephemeral.get(f"oidc:at:{token_hash(value)}")
-            if raw is None:
+        elif value.startswith(OPAQUE_PREFIX.decode()):
+            data = self._unseal(value)
+            if data is None:
                 return None
-            data = json.loads(raw)
             token = AccessToken(
                 client_id=data["c"],
                 scope=data["s"],
@@ -220,14 +239,15 @@ class TokenService:
                 grant_id=data.get("g"),
                 jti=data["j"],
             )
+        else:
+            return None
         if token is None or token.is_expired() or self.is_revoked(token):
             return None
         return token
 
     def _verify_jwt_access_token(self, value: str) -> AccessToken | None:
-        key = self.keys.active("RSA")
         try:
-            decoded = jwt.decode(value, key.jwk(), algorithms=[key.alg])
+            decoded = jwt.decode(value, self.keys.verification_set(), algorithms=["RS256"])
         except (JoseError, ValueError):
             return None
         claims = decoded.claims

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request
 
@@ -121,8 +121,9 @@ def validate_authorization_params(params: dict[str, str]) -> tuple[Any, str]:
     then Varco's own checks on the OIDC parameters. Returns the client and its redirect URI."""
     server = provider().server
     oauth_request = StoredAuthorizationRequest(provider().url("authorization"), params)
-    if "redirect_uri" not in params:
-        raise InvalidRedirect("redirect_uri is required")  # OIDC Core 3.1.2.1
+    redirect_uri = check_client_and_redirect_uri(params)
+    if params.get("response_type") != "code":
+        raise AuthorizationError("unsupported_response_type", "only response_type=code", redirect_uri)
     grant = server.get_authorization_grant(oauth_request)
     redirect_uri = grant.validate_authorization_request()
     client = oauth_request.client
@@ -133,6 +134,20 @@ def validate_authorization_params(params: dict[str, str]) -> tuple[Any, str]:
             error.redirect_uri = redirect_uri
             raise
     return client, redirect_uri
+
+
+def check_client_and_redirect_uri(params: dict[str, str]) -> str:
+    """Before anything may go back to the client: it exists and the redirect URI is one it
+    registered, compared as exact strings (OIDC Core 3.1.2.1, RFC 9700 2.1)."""
+    client = provider().clients.get(params.get("client_id"))
+    if client is None:
+        raise InvalidClientError(description="unknown client_id")
+    redirect_uri = params.get("redirect_uri")
+    if not redirect_uri:
+        raise InvalidRedirect("redirect_uri is required")
+    if not client.check_redirect_uri(redirect_uri):
+        raise InvalidRedirect("redirect_uri is not registered for this client")
+    return redirect_uri
 
 
 def check_unsupported_parameters(params: dict[str, str]) -> None:

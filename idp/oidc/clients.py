@@ -233,8 +233,8 @@ class ClientRegistry:
         self._lock = threading.Lock()
 
     def get(self, client_id: str | None) -> Client | None:
-        if not client_id or not isinstance(client_id, str) or len(client_id) > 128:
-            return None
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            return None  # never registered, and never sent to the database as is
         now = time.monotonic()
         hit = self._cache.get(client_id)
         if hit and hit[0] > now:

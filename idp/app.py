@@ -19,7 +19,7 @@ from idp.sessions import SsoSessions
 from idp.settings import Settings, load_settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral, open_ephemeral
-from idp.web import attach_browser_cookie, remember_locale, select_locale
+from idp.web import attach_browser_cookie, reject_undecodable_form, remember_locale, select_locale
 
 
 @dataclass
@@ -84,9 +84,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     def page_globals() -> dict:
         from flask_babel import get_locale
 
-        def lang_url(code: str) -> str:
+        def lang_url(code: str, flow_id: str | None = None) -> str:
             args = request.args.to_dict(flat=False)
             args["lang"] = [code]
+            if flow_id:
+                args["flow"] = [flow_id]
             return request.path + "?" + urlencode(args, doseq=True)
 
         return {
@@ -95,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             "other_locales": settings.i18n.locales,
             "lang_url": lang_url,
         }
+
+    app.before_request(reject_undecodable_form)
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

@@ -344,3 +344,7 @@ def users_temp_password(ctx: Context, username: str) -> None:
 from idp.oidc.cli import clients  # noqa: E402  (after `cli`, which the OIDC commands import)
 
 cli.add_command(clients)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,10 @@ def register_error_pages(app: Flask) -> None:
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         if request.path.startswith(("/healthz", "/readyz")):
             return {"status": "error", "error": exc.name}, exc.code
-        return render_template("error.html", code=exc.code), exc.code
+        from idp.flow.messages import message
+
+        special = getattr(exc, "user_message", None)
+        return render_template("error.html", code=exc.code, text=message(special) if special else None), exc.code
 
     @app.errorhandler(EphemeralUnavailable)
     @app.errorhandler(DatabaseUnavailable)

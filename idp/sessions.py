@@ -23,6 +23,8 @@ class SsoSession:
     auth_time: int
     remember: bool
     expires_at: int
+    # When a second factor was last given in this session (None: never).
+    mfa_at: int | None = None
 
 
 class SsoSessions:
@@ -38,10 +40,18 @@ class SsoSessions:
     def lifetime(self, remember: bool) -> int:
         return self.settings.remember_days * 86400 if remember else self.settings.lifetime_minutes * 60
 
-    def create(self, account_id: str, amr: tuple[str, ...], acr: str, auth_time: int, remember: bool) -> SsoSession:
+    def create(
+        self,
+        account_id: str,
+        amr: tuple[str, ...],
+        acr: str,
+        auth_time: int,
+        remember: bool,
+        mfa_at: int | None = None,
+    ) -> SsoSession:
         sid = secrets.token_urlsafe(32)
         ttl = self.lifetime(remember)
-        session = SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, int(time.time()) + ttl)
+        session = SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, int(time.time()) + ttl, mfa_at)
         data = asdict(session)
         del data["id"]
         self.ephemeral.set(self._key(sid), json.dumps(data), ttl)
@@ -57,9 +67,28 @@ class SsoSessions:
         data["amr"] = tuple(data["amr"])
         return SsoSession(id=sid, **data)
 
-    def end(self, sid: str | None) -> None:
-        if sid and len(sid) <= 128:
-            self.ephemeral.delete(self._key(sid))
+    def end(self, sid: str | None) -> list[dict]:
+        """End the session; returns the relying services that took part, for logout propagation."""
+        if not sid or len(sid) > 128:
+            return []
+        found = self.participants(sid)
+        self.ephemeral.delete(self._key(sid))
+        self.ephemeral.delete(self._key(sid) + ":rp")
+        return found
+
+    def add_participant(self, sid: str, protocol: str, relying_party: str, details: dict | None = None) -> None:
+        """Remember that `relying_party` received an identity from this session (SLO, back-channel logout).
+
+        Read-modify-write: two responses for the same session at the same instant may lose one entry."""
+        key = (protocol, relying_party)
+        entries = [p for p in self.participants(sid) if (p["protocol"], p["relying_party"]) != key]
+        entries.append({"protocol": protocol, "relying_party": relying_party, "details": details or {}})
+        ttl = max(1, self.lifetime(True))
+        self.ephemeral.set(self._key(sid) + ":rp", json.dumps(entries), ttl)
+
+    def participants(self, sid: str) -> list[dict]:
+        raw = self.ephemeral.get(self._key(sid) + ":rp")
+        return json.loads(raw) if raw else []
 
 
 def current_sso_session() -> SsoSession | None:

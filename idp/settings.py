@@ -79,6 +79,28 @@ class LoginSettings:
 
 
 @dataclass(frozen=True)
+class MfaSettings:
+    # Populations that must use a second factor, from their second successful login (seed 002).
+    required_populations: tuple[str, ...] = ("student", "staff", "guest")
+    # Populations asked for a second factor from the very first login.
+    first_login_populations: tuple[str, ...] = ()
+    # NIST SP 800-63B AAL2 reauthentication: a second factor older than this is asked again.
+    freshness_hours: int = 12
+    # How long an Italian citizen's "Declare and continue without SPID/CIE" lets the local OTP be used.
+    spid_waiver_days: int = 180
+    # How long "Deactivate 2FA" lifts the account's own 2FA requirement.
+    deactivation_hours: int = 24
+    max_wrong_codes_per_flow: int = 5
+    max_failures_per_account_hour: int = 100
+    totp_issuer: str = "Varco"
+    # SMS gateway: an HTTP URL with a JSON body template; empty: codes are written to sms_file.
+    sms_gateway_url: str = ""
+    sms_gateway_template: str = '{"to": {to}, "text": {text}}'
+    sms_gateway_token: str = ""
+    sms_file: str = "var/sms.log"
+
+
+@dataclass(frozen=True)
 class I18nSettings:
     default_locale: str = "it"
     locales: tuple[str, ...] = ("it", "en")
@@ -107,6 +129,7 @@ class Settings:
     passwords: PasswordSettings = field(default_factory=PasswordSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     login: LoginSettings = field(default_factory=LoginSettings)
+    mfa: MfaSettings = field(default_factory=MfaSettings)
     i18n: I18nSettings = field(default_factory=I18nSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     organization: OrganizationSettings = field(default_factory=OrganizationSettings)
@@ -250,6 +273,16 @@ def _validate(settings: Settings) -> None:
     for key in ("lifetime_minutes", "remember_days", "flow_ttl_minutes"):
         if getattr(settings.sessions, key) < 1:
             raise SettingsError(f"sessions.{key} must be at least 1")
+    known = {"student", "staff", "guest", "service"}
+    for key in ("required_populations", "first_login_populations"):
+        unknown = set(getattr(settings.mfa, key)) - known
+        if unknown:
+            raise SettingsError(
+                f"mfa.{key}: unknown population {', '.join(sorted(unknown))}; use {', '.join(sorted(known))}"
+            )
+    for key in ("freshness_hours", "spid_waiver_days", "deactivation_hours", "max_wrong_codes_per_flow"):
+        if getattr(settings.mfa, key) < 1:
+            raise SettingsError(f"mfa.{key} must be at least 1")
     if not settings.i18n.locales or settings.i18n.default_locale not in settings.i18n.locales:
         raise SettingsError(f"i18n.default_locale {settings.i18n.default_locale!r} must be one of i18n.locales")
     unsupported = set(settings.i18n.locales) - {"it", "en"}

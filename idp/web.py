@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import Response, current_app, g, request
+from werkzeug.exceptions import BadRequest
 
 BROWSER_COOKIE = "varco_browser"
 LANG_COOKIE = "varco_lang"
@@ -113,3 +114,20 @@ def remember_locale(response: Response) -> Response:
     if lang and lang in services().settings.i18n.locales and request.cookies.get(LANG_COOKIE) != lang:
         set_cookie(response, LANG_COOKIE, lang, max_age=365 * 86400, httponly=False)
     return response
+
+
+class UndecodableForm(BadRequest):
+    """A form body that is not valid percent-encoded UTF-8. Werkzeug would quietly keep the escapes
+    or drop the field; Varco refuses the whole form instead (OWASP ASVS 5.1.4)."""
+
+    user_message = "bad_encoding"
+
+
+def reject_undecodable_form() -> None:
+    if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
+        return
+    raw = request.get_data(cache=True)
+    try:
+        parse_qsl(raw.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UndecodableForm() from exc

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from codicefiscale import codicefiscale
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -201,12 +201,13 @@ class AccountService:
             if account.status != "active":
                 record(session, "login.refused", account.username, account.id, {"reason": account.status}, remote_addr)
                 return LoginOutcome("disabled", account)
+            changes: dict = {"login_count": Account.login_count + 1, "last_login_at": utcnow()}
             if account.password_hash and self.passwords.needs_rehash(account.password_hash):
-                account.password_hash = self.passwords.hash(password)
-            account.login_count += 1
-            account.last_login_at = utcnow()
+                changes["password_hash"] = self.passwords.hash(password)
+            session.execute(update(Account).where(Account.id == account.id).values(**changes))
             record(session, "login.password", account.username, account.id, {}, remote_addr)
-            self.ephemeral.delete(throttle_key)
+            if failures is not None:
+                self.ephemeral.delete(throttle_key)
             return LoginOutcome("ok", account)
 
     # --- password changes -------------------------------------------------------------------

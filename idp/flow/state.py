@@ -12,9 +12,15 @@ from typing import Any
 from idp.flow.request import AuthnResult, LoginRequest
 from idp.store.ephemeral import Ephemeral
 
+FINISHED = "finished"
+
 
 class FlowExpired(Exception):
     """No live flow with that id for this browser: the user starts again."""
+
+    def __init__(self, finished: bool = False) -> None:
+        super().__init__("finished" if finished else "expired")
+        self.finished = finished
 
 
 @dataclass
@@ -60,21 +66,20 @@ class FlowStore:
         raw = self.ephemeral.get(f"flow:{flow_id}")
         if raw is None:
             raise FlowExpired()
+        if raw == FINISHED:
+            raise FlowExpired(finished=True)
         state = FlowState.from_json(raw)
         if not hmac.compare_digest(state.browser, browser):
             raise FlowExpired()
         return state
 
     def finish(self, state: FlowState, result: AuthnResult) -> None:
-        """Hand the result to the frontend that resumes the flow, once."""
-        payload = {"request": state.request.to_dict(), "result": result.to_dict(), "browser": state.browser}
-        self.ephemeral.set(f"flowresult:{state.id}", json.dumps(payload), 300)
-        self.ephemeral.delete(f"flow:{state.id}")
-        # A tombstone, so a form posted again to a finished flow is told it was a replay.
-        self.ephemeral.set(f"flowdone:{state.id}", "1", self.ttl)
-
-    def was_finished(self, flow_id: str) -> bool:
-        return len(flow_id) <= 64 and self.ephemeral.get(f"flowdone:{flow_id}") is not None
+        """Hand the result to the frontend that resumes the flow, once; leave a tombstone behind,
+        so a form posted again to a finished flow is told it was a replay."""
+        if state.request.protocol != "local":
+            payload = {"request": state.request.to_dict(), "result": result.to_dict(), "browser": state.browser}
+            self.ephemeral.set(f"flowresult:{state.id}", json.dumps(payload), 300)
+        self.ephemeral.set(f"flow:{state.id}", FINISHED, self.ttl)
 
     def take_result(self, flow_id: str | None, browser: str) -> tuple[LoginRequest, AuthnResult] | None:
         """The finished flow's request and result, once, and only to the browser that ran it."""

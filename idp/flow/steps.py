@@ -100,6 +100,7 @@ class PasswordStep(Step):
         if outcome.status == "disabled":
             return StepErrors({"form": "account_disabled"}, 403)
         ctx.state.account_id = outcome.account.id
+        ctx._account = outcome.account
         ctx.state.amr = ["pwd"]
         ctx.state.auth_time = int(time.time())
         ctx.state.remember = form.get("remember") == "on"

@@ -28,16 +28,16 @@ bp = Blueprint("flow", __name__)
 def login() -> Response | tuple[str, int] | str:
     svc = services()
     flow_id = request.args.get("flow")
+    # Fail early: no one should type a password into a page that cannot check it.
+    svc.db.ping(max_age=1.0)
     if flow_id is None:
         if request.method == "POST":
             return expired_page()
         return start_local_flow()
     try:
         state = svc.flows.load(flow_id, browser_id())
-    except FlowExpired:
-        if request.method == "POST" and svc.flows.was_finished(flow_id):
-            return expired_page("replayed")
-        return expired_page()
+    except FlowExpired as exc:
+        return expired_page("replayed" if exc.finished and request.method == "POST" else "flow_expired")
     ctx = FlowContext(state, svc)
     step = current_step(ctx)
     if step is not None and request.method == "POST":
@@ -48,10 +48,11 @@ def login() -> Response | tuple[str, int] | str:
                 return expired_page("replayed")
             return render_step(ctx, step, StepErrors({"form": exc.reason}))
         errors = step.submit(ctx, request.form)
-        svc.flows.save(state)
+        step = current_step(ctx) if not errors else step
+        if errors or step is not None:
+            svc.flows.save(state)
         if errors:
             return render_step(ctx, step, errors)
-        step = current_step(ctx)
         if step is not None:
             return redirect(url_for(".login", flow=state.id), 303)
     if step is None:
@@ -59,13 +60,15 @@ def login() -> Response | tuple[str, int] | str:
     return render_step(ctx, step)
 
 
-def start_local_flow() -> Response:
+def start_local_flow() -> Response | tuple[str, int]:
     return_to = safe_return_path(request.args.get("next"))
     if current_sso_session() is not None:
         return redirect(return_to, 303)
     hint = request.args.get("login_hint", "")[:256] or None
     state = services().flows.start(LoginRequest(return_to=return_to, login_hint=hint), browser_id())
-    return redirect(url_for(".login", flow=state.id), 303)
+    # Rendered at once (no redirect): the form posts to /login?flow=<id>.
+    ctx = FlowContext(state, services())
+    return render_step(ctx, current_step(ctx))
 
 
 def render_step(ctx: FlowContext, step, errors: StepErrors | None = None) -> tuple[str, int]:  # type: ignore[no-untyped-def]
@@ -86,7 +89,8 @@ def finish(ctx: FlowContext) -> Response:
     svc = services()
     state = ctx.state
     # Session fixation: a login always gets a new session id (OWASP ASVS 3.2.1).
-    svc.sessions.end(request.cookies.get(SSO_COOKIE))
+    if SSO_COOKIE in request.cookies:
+        svc.sessions.end(request.cookies[SSO_COOKIE])
     session = svc.sessions.create(
         state.account_id, tuple(state.amr), ACR_SINGLE_FACTOR, state.auth_time, state.remember
     )
@@ -112,7 +116,6 @@ def expired_page(code: str = "flow_expired") -> tuple[str, int]:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Response | tuple[str, int] | str:
-    svc = services()
     session = current_sso_session()
     scope = f"logout:{browser_id()}"
     if request.method == "POST":
@@ -120,13 +123,24 @@ def logout() -> Response | tuple[str, int] | str:
             consume_form_token(scope)
         except FormTokenError as exc:
             return render_template("message.html", title_code="error", text=message(exc.reason), restart=False), 400
-        svc.sessions.end(request.cookies.get(SSO_COOKIE))
+        end_sso_session(request.cookies.get(SSO_COOKIE))
         response = Response(render_template("message.html", title_code="logged_out", text=None, restart=True))
         response.delete_cookie(SSO_COOKIE, path="/")
         return response
     if session is None:
         return render_template("message.html", title_code="not_logged_in", text=None, restart=True)
     return render_template("logout.html", csrf_token=issue_form_token(scope, 900))
+
+
+def end_sso_session(sid: str | None) -> None:
+    """End the SSO session everywhere: each frontend's logout hook notifies its relying services."""
+    from flask import current_app
+
+    session = services().sessions.get(sid)
+    participants = services().sessions.end(sid)
+    if session is not None:
+        for hook in current_app.extensions.get("varco_logout_hooks", []):
+            hook(session, participants)
 
 
 @bp.route("/account")

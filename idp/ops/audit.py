@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from idp.store.models import AuditEvent
+from idp.store.models import AuditEvent, utcnow
 
 log = logging.getLogger("varco.audit")
 
@@ -19,7 +20,10 @@ def record(
     detail: dict | None = None,
     remote_addr: str | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(action=action, actor=actor, account_id=account_id, detail=detail or {}, remote_addr=remote_addr)
+    # A Core insert in the caller's transaction: no ORM bookkeeping on the login path.
+    session.execute(
+        insert(AuditEvent).values(
+            at=utcnow(), action=action, actor=actor, account_id=account_id, detail=detail or {}, remote_addr=remote_addr
+        )
     )
     log.info("%s actor=%s account=%s %s", action, actor, account_id, detail or "")

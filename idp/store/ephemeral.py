@@ -129,11 +129,18 @@ class SqlEphemeral:
         )
         self._run(lambda conn: conn.execute(stmt))
 
+    @staticmethod
+    def _value(row) -> str | None:  # type: ignore[no-untyped-def]
+        # Counters keep their count in `counter` and no `value`; read them as Redis does, as text.
+        if row is None:
+            return None
+        return row.value if row.value is not None else str(row.counter)
+
     def get(self, key: str) -> str | None:
-        stmt = select(EphemeralEntry.value).where(
+        stmt = select(EphemeralEntry.value, EphemeralEntry.counter).where(
             EphemeralEntry.key == self._k(key), EphemeralEntry.expires_at > time.time()
         )
-        return self._run(lambda conn: conn.execute(stmt).scalar_one_or_none())
+        return self._run(lambda conn: self._value(conn.execute(stmt).first()))
 
     def add(self, key: str, value: str, ttl: int) -> bool:
         now = time.time()
@@ -151,9 +158,9 @@ class SqlEphemeral:
         stmt = (
             delete(EphemeralEntry)
             .where(EphemeralEntry.key == self._k(key), EphemeralEntry.expires_at > time.time())
-            .returning(EphemeralEntry.value)
+            .returning(EphemeralEntry.value, EphemeralEntry.counter)
         )
-        return self._run(lambda conn: conn.execute(stmt).scalar_one_or_none())
+        return self._run(lambda conn: self._value(conn.execute(stmt).first()))
 
     def delete(self, key: str) -> None:
         stmt = delete(EphemeralEntry).where(EphemeralEntry.key == self._k(key))

@@ -40,6 +40,13 @@ class Account(Base):
     password_changed_at: Mapped[dt.datetime | None]
     password_must_change: Mapped[bool] = mapped_column(Boolean, default=False)
     login_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Second factor policy state (idp/mfa): "2FA via SPID/CIE/eIDAS", the Italian-citizen
+    # declaration (seed 003) and the temporary deactivation through the personal e-mail.
+    mfa_upstream: Mapped[bool] = mapped_column(Boolean, default=False)
+    spid_waiver_reason: Mapped[str | None] = mapped_column(Text)
+    spid_waiver_at: Mapped[dt.datetime | None]
+    spid_waiver_until: Mapped[dt.datetime | None]
+    mfa_deactivated_until: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -95,3 +102,33 @@ class EphemeralEntry(Base):
     expires_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_ephemeral_expires_at", "expires_at"),)
+
+
+class MfaCredential(Base):
+    """A second factor: a TOTP app, a phone for SMS codes, or a passkey."""
+
+    __tablename__ = "mfa_credentials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # totp | sms | webauthn
+    label: Mapped[str] = mapped_column(String(100), default="")
+    # TOTP secret, encrypted with the key from keys/ (AES-256-GCM bound to the credential id).
+    secret_enc: Mapped[str | None] = mapped_column(Text)
+    # RFC 6238 replay guard: the last accepted time step, raised atomically by a conditional UPDATE.
+    last_counter: Mapped[int | None] = mapped_column(Integer)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    webauthn_id: Mapped[str | None] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[str | None] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None]

@@ -81,6 +81,14 @@ def test_counters_count_within_their_window(store):
     assert [store.incr("c", 60) for _ in range(3)] == [1, 2, 3]
 
 
+def test_a_counter_reads_back_as_its_count(store):
+    store.incr("read", 60)
+    store.incr("read", 60)
+    assert store.get("read") == "2"
+    assert store.take("read") == "2"
+    assert store.get("read") is None
+
+
 def test_counters_restart_after_their_window(store):
     assert store.incr("w", 1) == 1
     assert store.incr("w", 1) == 2

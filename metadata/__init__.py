@@ -1,0 +1,1 @@
+"""SAML metadata: load, verify, index, MDQ, publish."""

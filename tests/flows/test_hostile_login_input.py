@@ -1,0 +1,182 @@
+"""Malformed and hostile input to the login pages: a clear message, never a 500, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from idp.sessions import SSO_COOKIE
+from idp.store.models import Account
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"username": "", "password": "Correct-Horse-9"}, "username"),
+        ({"username": "mario.rossi", "password": ""}, "password"),
+        ({"username": "   ", "password": "Correct-Horse-9"}, "username"),
+    ],
+)
+def test_empty_fields_are_named_in_the_error(browser, make_account, fields, field):
+    make_account()
+    page = browser.submit(browser.open_login(), **fields)
+    assert page.status == 400
+    assert "Campo obbligatorio." in page.alerts
+    assert f'href="#{field}"' in page.text
+    assert f'id="{field}-error"' in page.text
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_ten_kilobyte_fields_are_refused_as_too_long(browser, make_account, field):
+    make_account()
+    fields = {"username": "mario.rossi", "password": "Correct-Horse-9", field: "a" * 10240}
+    page = browser.submit(browser.open_login(), **fields)
+    assert page.status == 400
+    assert "Il testo inserito è troppo lungo." in page.alerts
+    assert browser.client.get_cookie(SSO_COOKIE) is None
+
+
+def test_invalid_utf8_is_refused_with_a_clear_message(browser, make_account):
+    make_account()
+    page = browser.open_login()
+    body = b"csrf_token=" + page.token.encode() + b"&username=mario%FF%FE.rossi&password=Correct-Horse-9"
+    response = browser.client.post(page.action, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "caratteri non leggibili" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", ["mario\x00rossi", "mario\x1b[31mrossi", "mario\u0085rossi"])
+def test_control_characters_are_refused(browser, make_account, value):
+    make_account()
+    page = browser.submit(browser.open_login(), username=value, password="Correct-Horse-9")
+    assert page.status == 400
+    assert "caratteri di controllo" in page.alerts
+
+
+def test_missing_csrf_token_is_refused(browser, make_account):
+    make_account()
+    page = browser.open_login()
+    response = browser.post(page.action, {"username": "mario.rossi", "password": "Correct-Horse-9"})
+    assert response.status == 400
+    assert "senza il codice di sicurezza" in response.alerts
+    assert browser.client.get_cookie(SSO_COOKIE) is None
+
+
+def test_forged_csrf_token_is_refused(browser, make_account):
+    make_account()
+    page = browser.open_login()
+    nonce = page.token.partition(".")[0]
+    response = browser.post(
+        page.action,
+        {
+            "csrf_token": nonce + ".0123456789abcdef0123456789abcdef",
+            "username": "mario.rossi",
+            "password": "Correct-Horse-9",
+        },
+    )
+    assert response.status == 400
+    assert "non è valido" in response.alerts
+    assert browser.client.get_cookie(SSO_COOKIE) is None
+
+
+def test_token_from_another_browser_is_refused(app, make_account):
+    from tests.support.pages import Browser
+
+    make_account()
+    victim = Browser(app.test_client())
+    attacker = Browser(app.test_client())
+    victim_page = victim.open_login()
+    attacker.open_login()
+    response = attacker.post(
+        victim_page.action, {"csrf_token": victim_page.token, "username": "mario.rossi", "password": "Correct-Horse-9"}
+    )
+    assert response.status == 400
+    assert attacker.client.get_cookie(SSO_COOKIE) is None
+
+
+def test_replayed_login_form_is_refused(browser, make_account):
+    make_account()
+    page = browser.open_login()
+    fields = {"csrf_token": page.token, "username": "mario.rossi", "password": "Correct-Horse-9"}
+    assert browser.post(page.action, fields).status == 303
+    browser.client.delete_cookie(SSO_COOKIE)
+    replay = browser.post(page.action, fields)
+    assert replay.status == 400
+    assert "già stato inviato" in replay.alerts
+    assert browser.client.get_cookie(SSO_COOKIE) is None
+
+
+def test_replayed_form_after_a_failed_attempt_is_refused(browser, make_account):
+    make_account()
+    page = browser.open_login()
+    fields = {"csrf_token": page.token, "username": "mario.rossi", "password": "wrong-password-1"}
+    assert browser.post(page.action, fields).status == 401
+    fields["password"] = "Correct-Horse-9"
+    replay = browser.post(page.action, fields)
+    assert replay.status == 400
+    assert "già stato inviato" in replay.alerts
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_wrong_http_method_gets_a_clear_405(browser, method):
+    response = browser.client.open("/login", method=method)
+    assert response.status_code == 405
+    assert "metodo HTTP errato" in response.get_data(as_text=True)
+
+
+def test_post_without_a_flow_asks_to_start_again(browser):
+    page = browser.post("/login", {"username": "mario.rossi", "password": "x"})
+    assert page.status == 400
+    assert "scaduta" in page.alerts
+
+
+def test_unknown_flow_id_asks_to_start_again(browser):
+    page = browser.get("/login?flow=" + "A" * 500)
+    assert page.status == 400
+    assert 'href="/login"' in page.text
+
+
+def test_oversized_request_body_gets_413(browser):
+    page = browser.open_login()
+    response = browser.client.post(page.action, data={"username": "x" * 400_000, "password": "y"})
+    assert response.status_code == 413
+    assert "troppo grande" in response.get_data(as_text=True)
+
+
+def test_markup_and_sql_metacharacters_are_stored_and_shown_verbatim(app, browser, make_account):
+    hostile_given = "<script>alert('x')</script>"
+    hostile_family = "O'Brien\"; DROP TABLE accounts;--"
+    account = make_account(given_name=hostile_given, family_name=hostile_family)
+    with app.extensions["varco"].db.session() as session:
+        stored = session.get(Account, account.id)
+        assert stored.given_name == hostile_given
+        assert stored.family_name == hostile_family
+        assert session.execute(select(func.count()).select_from(Account)).scalar_one() == 1
+    browser.login("mario.rossi", "Correct-Horse-9")
+    page = browser.get("/account")
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page.text
+    assert "O&#39;Brien&#34;; DROP TABLE accounts;--" in page.text
+
+
+def test_typed_username_with_markup_is_echoed_escaped(browser):
+    page = browser.submit(browser.open_login(), username='"><img src=x onerror=alert(1)>', password="whatever-1")
+    assert page.status == 401
+    assert "<img src=x" not in page.text
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page.text
+
+
+def test_sql_metacharacters_in_the_username_are_just_a_wrong_login(browser, make_account):
+    make_account()
+    page = browser.submit(browser.open_login(), username="' OR '1'='1' --", password="' OR '1'='1")
+    assert page.status == 401
+    assert "Nome utente o password errati." in page.alerts
+
+
+def test_raw_non_ascii_bytes_in_a_form_are_refused(browser, make_account):
+    make_account()
+    page = browser.open_login()
+    body = b"csrf_token=" + page.token.encode() + b"&username=mario\xff.rossi&password=Correct-Horse-9"
+    response = browser.client.post(page.action, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "caratteri non leggibili" in response.get_data(as_text=True)

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from idp.cli import Context, Failed, emit, pass_ctx, read_secret
 from idp.oidc.clients import Client, ClientError, ClientNotFound, ClientRegistry, NewClient
 from idp.oidc.config import AUTH_METHODS, GRANT_TYPES, SCOPES, SIGNING_ALGS
 from idp.store.db import DatabaseUnavailable
@@ -30,6 +29,28 @@ OPTION_NAMES = {
     "access_token_format": "--access-token-format",
     "subject_type": "--subject-type",
 }
+
+
+class Failed(click.ClickException):
+    exit_code = 1
+
+
+# `idp.cli` attaches this group; the helpers are looked up when a command runs (not at import
+# time), so `python -m idp.cli` does not import itself in a circle.
+pass_ctx = click.pass_obj
+Context = Any
+
+
+def emit(data: Any, as_json: bool) -> None:
+    from idp.cli import emit as varco_emit
+
+    varco_emit(data, as_json)
+
+
+def read_secret(flag: str) -> str:
+    from idp.cli import read_secret as varco_read_secret
+
+    return varco_read_secret(flag)
 
 
 def registry(ctx: Context) -> ClientRegistry:

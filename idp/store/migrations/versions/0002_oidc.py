@@ -1,14 +1,14 @@
 """oidc clients, grants, refresh tokens, consents
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0002oidc
+Revises: 0002mfa
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = '0002oidc'
+down_revision = '0002mfa'
 branch_labels = None
 depends_on = None
 

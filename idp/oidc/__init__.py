@@ -14,7 +14,6 @@ def init_app(app: Any) -> None:
     from idp.oidc.device import bp as device_bp
     from idp.oidc.endpoints import bp as api_bp
     from idp.oidc.logout import bp as logout_bp
-    from idp.oidc.logout import notify_after_local_logout
     from idp.oidc.provider import OpenIDProvider
 
     services = app.extensions["varco"]
@@ -25,4 +24,4 @@ def init_app(app: Any) -> None:
         op.clients.load_directory(clients_dir)
     for bp in (api_bp, authorize_bp, consent_bp, device_bp, logout_bp):
         app.register_blueprint(bp)
-    app.after_request(notify_after_local_logout)
+    app.extensions.setdefault("varco_logout_hooks", []).append(op.backchannel.session_ended)

@@ -5,7 +5,6 @@ redirect URI is known to be registered (RFC 6749 4.1.2.1); otherwise the person 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -13,15 +12,15 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidClientError,
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request
 
-from idp.flow import LoginRequest
+from idp.flow import AuthnResult, LoginRequest
+from idp.flow.frontend import LoginRequired, begin_login, resume_login
 from idp.oidc.checks import check_query_parameters
 from idp.oidc.config import ACR_MFA
 from idp.oidc.consent import consent_covers, start_consent
 from idp.oidc.provider import provider
 from idp.oidc.server import StoredAuthorizationRequest
 from idp.oidc.tokens import Subject
-from idp.sessions import current_sso_session
-from idp.web import browser_id, services
+from idp.web import services
 
 bp = Blueprint("oidc_authorize", __name__, template_folder="templates")
 
@@ -50,7 +49,7 @@ def authorize() -> Response | tuple[str, int]:
             error.redirect_uri = trusted
         return error_response(error, state)
     try:
-        return continue_authorization(params, client, redirect_uri, subject=None)
+        return continue_authorization(params, client, redirect_uri)
     except OAuth2Error as error:
         error.redirect_uri = error.redirect_uri or redirect_uri
         return error_response(error, params.get("state"))
@@ -59,8 +58,7 @@ def authorize() -> Response | tuple[str, int]:
 @bp.route("/oidc/authorize/resume")
 def resume() -> Response | tuple[str, int]:
     """Back from the login flow: the flow's result, once, for the browser that ran it."""
-    op = provider()
-    taken = services().flows.take_result(request.args.get("flow"), browser_id())
+    taken = resume_login(request.args.get("flow"))
     if taken is None:
         return error_page(AuthorizationError("login_expired", "The login took too long or was already used."))
     login_request, result = taken
@@ -69,18 +67,10 @@ def resume() -> Response | tuple[str, int]:
         client, redirect_uri = validate_authorization_params(params)
     except OAuth2Error as error:
         return error_response(error, params.get("state"))
-    subject = Subject(
-        account_id=result.subject,
-        grant_id="",
-        sid=op.sid_for(result.session_id),
-        auth_time=result.auth_time,
-        acr=result.acr,
-        amr=list(result.amr),
-    )
     try:
         if client.require_mfa and result.acr != ACR_MFA:
             raise AccessDeniedError("this service requires two-factor authentication")
-        return continue_authorization(params, client, redirect_uri, subject=subject)
+        return continue_authorization(params, client, redirect_uri, result=result)
     except OAuth2Error as error:
         error.redirect_uri = error.redirect_uri or redirect_uri
         return error_response(error, params.get("state"))
@@ -182,76 +172,65 @@ def check_openid(params: dict[str, str]) -> None:
 
 # --- deciding: code, login or consent -------------------------------------------------------
 def continue_authorization(
-    params: dict[str, str], client: Any, redirect_uri: str, subject: Subject | None
+    params: dict[str, str], client: Any, redirect_uri: str, result: AuthnResult | None = None
 ) -> Response | tuple[str, int]:
+    """The SSO session (or the login just finished) either satisfies the request or the person
+    logs in; then consent when needed; then the code."""
     prompts = set(params.get("prompt", "").split())
-    if subject is None:
-        subject, reason = subject_from_session(params, client)
-        if subject is None:
-            if "none" in prompts:
-                raise LoginRequiredError(description=reason)  # OIDC Core 3.1.2.6
-            return start_login(params, client, force=reason != "no session")
+    if result is None:
+        try:
+            outcome = begin_login(login_request(params, client))
+        except LoginRequired as exc:
+            raise LoginRequiredError(description=exc.reason.replace("_", " ")) from None  # OIDC Core 3.1.2.6
+        if not isinstance(outcome, AuthnResult):
+            return outcome  # into the login flow; back at /oidc/authorize/resume
+        result = outcome
+    subject = subject_of(result)
     scopes = client.get_allowed_scope(params.get("scope")).split()
     if not consent_covers(client, subject.account_id, scopes, prompts):
         if "none" in prompts:
             raise ConsentRequiredError()
-        return start_consent(params, client, subject, scopes)
-    return issue_code(params, subject)
+        return start_consent(params, client, subject, scopes, result.session_id)
+    return issue_code(params, subject, result.session_id)
 
 
-def subject_from_session(params: dict[str, str], client: Any) -> tuple[Subject | None, str]:
-    op = provider()
-    session = current_sso_session()
-    if session is None:
-        return None, "no session"
+def login_request(params: dict[str, str], client: Any) -> LoginRequest:
+    """The protocol-neutral request (ARCHITECTURE.md point 1), OIDC Core 3.1.2.1 parameters mapped."""
     prompts = set(params.get("prompt", "").split())
-    if prompts & {"login", "select_account"}:
-        return None, "re-authentication requested"
     max_age = params.get("max_age")
-    if max_age is not None and time.time() - session.auth_time > int(max_age):
-        return None, "max_age exceeded"  # OIDC Core 3.1.2.1
-    if client.require_mfa and session.acr != ACR_MFA:
-        return None, "two-factor authentication required"
-    account = op.services.accounts.get(session.account_id)
-    if account is None or account.status != "active":
-        return None, "no session"
-    subject = Subject(
-        account_id=session.account_id,
-        grant_id="",
-        sid=op.sid_for(session.id),
-        auth_time=session.auth_time,
-        acr=session.acr,
-        amr=list(session.amr),
-    )
-    return subject, ""
-
-
-def start_login(params: dict[str, str], client: Any, force: bool) -> Response:
-    max_age = params.get("max_age")
-    login = LoginRequest(
-        return_to=f"{bp_path()}/resume",
+    return LoginRequest(
+        return_to="/oidc/authorize/resume",
         protocol="oidc",
         relying_party=client.client_id,
         relying_party_name=client.name,
         acr_values=tuple(params.get("acr_values", "").split()),
         require_mfa=client.require_mfa,
-        force_authn=force,
-        passive=False,
+        # select_account: Varco keeps one account per browser, so choosing means logging in again.
+        force_authn=bool(prompts & {"login", "select_account"}),
+        passive="none" in prompts,
         max_age=int(max_age) if max_age is not None else None,
         login_hint=params.get("login_hint") or None,
         ui_locales=tuple(params.get("ui_locales", "").split()),
         requested=tuple(client.get_allowed_scope(params.get("scope")).split()),
         protocol_state={"params": params},
     )
-    state = services().flows.start(login, browser_id())
-    return redirect(f"/login?flow={state.id}", 303)
 
 
-def bp_path() -> str:
-    return "/oidc/authorize"
+def subject_of(result: AuthnResult) -> Subject:
+    return Subject(
+        account_id=result.subject,
+        grant_id="",
+        sid=provider().sid_for(result.session_id),
+        auth_time=result.auth_time,
+        acr=result.acr,
+        amr=list(result.amr),
+    )
 
 
-def issue_code(params: dict[str, str], subject: Subject) -> Response:
+def issue_code(params: dict[str, str], subject: Subject, sso_session_id: str | None) -> Response:
+    if sso_session_id:
+        # The session's participants get a back-channel logout when it ends (logout.py).
+        services().sessions.add_participant(sso_session_id, "oidc", params["client_id"], {"sid": subject.sid})
     server = provider().server
     oauth_request = StoredAuthorizationRequest(provider().url("authorization"), params)
     grant = server.get_authorization_grant(oauth_request)

@@ -31,7 +31,9 @@ def consent_covers(client: Any, account_id: str, scopes: list[str], prompts: set
         return row is not None and set(scopes) <= set(row.scopes)
 
 
-def start_consent(params: dict[str, str], client: Any, subject: Subject, scopes: list[str]) -> tuple[str, int]:
+def start_consent(
+    params: dict[str, str], client: Any, subject: Subject, scopes: list[str], sso_session_id: str
+) -> tuple[str, int]:
     op = provider()
     pending_id = secrets.token_urlsafe(18)
     pending = {"params": params, "subject": subject_dict(subject), "browser": browser_id()}
@@ -76,9 +78,12 @@ def decide() -> Response | tuple[str, int]:
         error.redirect_uri = params["redirect_uri"]
         return error_response(error, params.get("state"))
     subject = Subject(**pending["subject"])
+    session = current_sso_session()
+    if session is None or session.account_id != subject.account_id:
+        return error_page(AuthorizationError("login_expired", "The session ended before consent was given."))
     scopes = client.get_allowed_scope(params.get("scope")).split()
     remember_consent(subject.account_id, client.client_id, scopes)
-    return issue_code(params, subject)
+    return issue_code(params, subject, session.id)
 
 
 def remember_consent(account_id: str, client_id: str, scopes: list[str]) -> None:

@@ -18,6 +18,24 @@ from idp.oidc.provider import provider
 
 bp = Blueprint("oidc_api", __name__)
 
+# Browser-based public clients call these from their own origin. No cookie is ever read here
+# (credentials travel in the request), so any origin may: no ambient authority is exposed.
+CORS_PATHS = {
+    "/.well-known/openid-configuration", "/oidc/jwks", "/oidc/token", "/oidc/userinfo", "/oidc/revoke",
+    "/oidc/device_authorization",
+}
+
+
+@bp.after_request
+def allow_cross_origin(response: Response) -> Response:
+    if request.path in CORS_PATHS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, DPoP"
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
 
 def oauth_error(error: OAuth2Error) -> Response:
     return provider().server.handle_error_response(None, error)

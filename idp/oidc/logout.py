@@ -19,7 +19,7 @@ from idp.oidc.checks import check_query_parameters
 from idp.oidc.models import OidcGrant
 from idp.oidc.provider import provider
 from idp.sessions import SSO_COOKIE, current_sso_session
-from idp.web import FormTokenError, browser_id, consume_form_token, issue_form_token, services
+from idp.web import FormTokenError, browser_id, consume_form_token, issue_form_token
 
 log = logging.getLogger("varco.oidc.logout")
 bp = Blueprint("oidc_logout", __name__, template_folder="templates")
@@ -50,22 +50,30 @@ class BackchannelLogout:
             claims["sid"] = sid
         return jwt.encode({"alg": key.alg, "kid": key.kid, "typ": "logout+jwt"}, claims, jwk)
 
-    def session_ended(self, sid: str | None) -> list[str]:
-        """Notify every client that got tokens in this session; returns the client ids notified."""
-        if not sid:
-            return []
-        with self.op.services.db.session() as session:
-            grants = session.scalars(select(OidcGrant).where(OidcGrant.sid == sid)).all()
-            pairs = {(g.client_id, g.account_id) for g in grants}
+    def session_ended(self, session: Any, participants: list[dict]) -> list[str]:
+        """The logout hook (idp.flow.views.end_sso_session): notify every OIDC client of the session
+        and revoke its grants that were not for offline access. Returns the client ids notified."""
+        sid = self.op.sid_for(session.id)
+        self.revoke_online_grants(sid)
         notified = []
-        for client_id, account_id in sorted(pairs):
+        for client_id in sorted({p["relying_party"] for p in participants if p.get("protocol") == "oidc"}):
             client = self.op.clients.get(client_id)
-            if client is None or not client.backchannel_logout_uri or account_id is None:
+            if client is None or not client.backchannel_logout_uri:
                 continue
-            token = self.logout_token(client, self.op.subjects.sub(account_id, client), sid)
+            token = self.logout_token(client, self.op.subjects.sub(session.account_id, client), sid)
             self.deliver(client.backchannel_logout_uri, token)
             notified.append(client_id)
         return notified
+
+    def revoke_online_grants(self, sid: str) -> None:
+        # OIDC Core 11: only offline_access lets tokens outlive the session they were issued in.
+        with self.op.services.db.session() as session:
+            grants = session.scalars(
+                select(OidcGrant).where(OidcGrant.sid == sid, OidcGrant.revoked_at.is_(None))
+            ).all()
+            online = [g.id for g in grants if "offline_access" not in g.scope.split()]
+        for grant_id in online:
+            self.op.tokens.revoke_grant(grant_id, "session ended")
 
     def deliver(self, uri: str, token: str) -> None:
         thread = threading.Thread(target=self._send, args=(uri, token), daemon=True)
@@ -153,16 +161,6 @@ def end_session() -> Response | tuple[str, int] | str:
 
 
 def end_sso_session(sso_session_id: str) -> None:
-    op = provider()
-    services().sessions.end(sso_session_id)
-    op.backchannel.session_ended(op.sid_for(sso_session_id))
+    from idp.flow.views import end_sso_session as end_everywhere
 
-
-def notify_after_local_logout(response: Response) -> Response:
-    """The foundation's /logout ends the SSO session; tell this session's RPs too."""
-    if request.path == "/logout" and request.method == "POST" and response.status_code == 200:
-        cookie = request.cookies.get(SSO_COOKIE)
-        if cookie and services().sessions.get(cookie) is None:
-            op = provider()
-            op.backchannel.session_ended(op.sid_for(cookie))
-    return response
+    end_everywhere(sso_session_id)  # runs every frontend's logout hook, ours included

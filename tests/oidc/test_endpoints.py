@@ -270,3 +270,43 @@ def test_logout_sends_a_signed_logout_token_to_every_rp_of_the_session(logged_in
     assert header["typ"] == "logout+jwt"
     assert claims["sid"] == id_token["sid"] and claims["sub"] == id_token["sub"] and claims["aud"] == "webapp"
     assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"] and "nonce" not in claims
+
+
+def test_signing_out_of_varco_notifies_rps_and_ends_online_grants_only(logged_in, register, op):
+    received: list[str] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            received.append(parse_qs(body)["logout_token"][0])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _, secret = register("webapp", backchannel_logout_uri=f"http://127.0.0.1:{server.server_port}/bc")
+    online = tokens_for(logged_in, secret, scope="openid profile")
+    offline = tokens_for(logged_in, secret, scope="openid offline_access")
+    page = logged_in.get("/logout")
+    logged_in.submit(page)
+    op.backchannel.wait()
+    server.shutdown()
+    assert len(received) == 1
+    gone = token_request(logged_in.client, {"grant_type": "refresh_token", "refresh_token": online["refresh_token"]},
+                         auth=("webapp", secret))
+    assert gone.get_json()["error"] == "invalid_grant"
+    kept = token_request(logged_in.client, {"grant_type": "refresh_token", "refresh_token": offline["refresh_token"]},
+                         auth=("webapp", secret))
+    assert kept.status_code == 200
+
+
+def test_browser_clients_may_call_the_token_endpoint_cross_origin(browser, confidential):
+    preflight = browser.client.options("/oidc/token", headers={"Origin": "https://spa.example",
+                                                               "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    authorize = browser.client.get("/oidc/authorize", headers={"Origin": "https://spa.example"})
+    assert "Access-Control-Allow-Origin" not in authorize.headers

@@ -27,6 +27,7 @@ from idp.oidc.config import (
     SIGNING_ALGS,
 )
 from idp.oidc.models import OidcClientRecord
+from idp.ops.audit import record
 from idp.store.db import Database
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -283,6 +284,7 @@ class ClientRegistry:
                 row.source = source
             session.flush()
             client = Client.from_record(row)
+            record(session, "oidc.client.registered", source, None, {"client_id": client.client_id})
         self._cache.pop(new.client_id, None)
         return client, generated
 
@@ -292,6 +294,7 @@ class ClientRegistry:
             if row is None:
                 raise ClientNotFound(client_id)
             session.delete(row)
+            record(session, "oidc.client.removed", "cli", None, {"client_id": client_id})
         self._cache.pop(client_id, None)
 
     def load_directory(self, directory: Path) -> list[str]:

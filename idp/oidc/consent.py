@@ -13,6 +13,7 @@ from sqlalchemy import select
 from idp.oidc.models import OidcConsent, OidcGrant
 from idp.oidc.provider import provider
 from idp.oidc.tokens import Subject
+from idp.ops.audit import record
 from idp.sessions import current_sso_session
 from idp.store.models import utcnow
 from idp.web import FormTokenError, browser_id, consume_form_token, issue_form_token
@@ -89,6 +90,7 @@ def decide() -> Response | tuple[str, int]:
 def remember_consent(account_id: str, client_id: str, scopes: list[str]) -> None:
     with provider().services.db.session() as session:
         row = session.get(OidcConsent, (account_id, client_id))
+        record(session, "oidc.consent.given", account_id, account_id, {"client_id": client_id, "scopes": scopes})
         if row is None:
             session.add(OidcConsent(account_id=account_id, client_id=client_id, scopes=sorted(set(scopes))))
         else:
@@ -146,6 +148,7 @@ def revoke_client_access(account_id: str, client_id: str) -> None:
         row = session.get(OidcConsent, (account_id, client_id))
         if row is not None:
             session.delete(row)
+        record(session, "oidc.consent.withdrawn", account_id, account_id, {"client_id": client_id})
         grant_ids = session.scalars(
             select(OidcGrant.id).where(
                 OidcGrant.account_id == account_id, OidcGrant.client_id == client_id, OidcGrant.revoked_at.is_(None)

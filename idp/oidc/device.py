@@ -174,7 +174,9 @@ def device_page() -> Response | tuple[str, int] | str:
         credential.subject = {
             "account_id": session.account_id,
             "grant_id": new_grant_id(),
-            "sid": op.sid_for(session.id),
+            # The device's tokens do not belong to this browser's session: signing out here
+            # does not sign the kiosk out (it is revoked from /account/apps instead).
+            "sid": None,
             "auth_time": session.auth_time,
             "acr": session.acr,
             "amr": list(session.amr),

@@ -184,13 +184,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if token.used or not op.tokens.mark_refresh_token_used(token.token_hash):
             op.tokens.revoke_grant(token.grant.id, "refresh token reused")
             return None
+        account = op.services.accounts.get(token.grant.account_id)
+        if account is None or account.status != "active":
+            return None  # invalid_grant: the person can no longer be represented
         return token
 
     def authenticate_user(self, refresh_token: Any) -> Subject | None:
         grant = refresh_token.grant
-        account = self.server.op.services.accounts.get(grant.account_id)
-        if account is None or account.status != "active":
-            return None
         return Subject(
             account_id=grant.account_id,
             grant_id=grant.id,

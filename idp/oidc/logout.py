@@ -7,9 +7,11 @@ import logging
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
-import requests
 from flask import Blueprint, Response, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -84,13 +86,11 @@ class BackchannelLogout:
         for attempt, delay in enumerate(self.RETRY_DELAYS, 1):
             time.sleep(delay)
             try:
-                response = requests.post(
-                    uri, data={"logout_token": token}, timeout=self.TIMEOUT, allow_redirects=False
-                )
-                if response.status_code in (200, 204):
+                status = post_form(uri, {"logout_token": token}, self.TIMEOUT)
+                if status in (200, 204):  # Back-Channel Logout 2.8
                     return
-                log.warning("back-channel logout to %s: HTTP %s (attempt %d)", uri, response.status_code, attempt)
-            except requests.RequestException as exc:
+                log.warning("back-channel logout to %s: HTTP %s (attempt %d)", uri, status, attempt)
+            except (OSError, ValueError) as exc:
                 log.warning("back-channel logout to %s failed (attempt %d): %s", uri, attempt, exc)
         log.error("back-channel logout to %s abandoned after %d attempts", uri, len(self.RETRY_DELAYS))
 
@@ -98,6 +98,23 @@ class BackchannelLogout:
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # Back-Channel Logout 2.8: a redirect is not a success
+
+
+def post_form(uri: str, data: dict[str, str], timeout: float) -> int:
+    body = urllib.parse.urlencode(data).encode()
+    request_ = urllib.request.Request(uri, data=body, method="POST",  # noqa: S310 - registered https/loopback URI
+                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    opener = urllib.request.build_opener(NoRedirects)
+    try:
+        with opener.open(request_, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def verify_id_token_hint(hint: str) -> dict | None:

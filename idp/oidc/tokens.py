@@ -27,6 +27,7 @@ from sqlalchemy import update
 
 from idp.oidc.config import ACCESS_TOKEN_TTL, CLIENT_CREDENTIALS_TTL, REFRESH_TOKEN_TTL
 from idp.oidc.models import OidcGrant, OidcRefreshToken, new_id
+from idp.ops.audit import record
 from idp.store.models import utcnow
 
 OPAQUE_PREFIX = b"vat1."
@@ -301,11 +302,12 @@ class TokenService:
         # The marker first: access tokens stop working even if the database write fails.
         self.ephemeral.set(f"oidc:revoked-grant:{grant_id}", reason, max(ACCESS_TOKEN_TTL, 3600) + 60)
         with self.db.session() as session:
-            session.execute(
-                update(OidcGrant)
-                .where(OidcGrant.id == grant_id, OidcGrant.revoked_at.is_(None))
-                .values(revoked_at=utcnow(), revoked_reason=reason)
-            )
+            grant = session.get(OidcGrant, grant_id)
+            if grant is None or grant.revoked_at is not None:
+                return
+            grant.revoked_at = utcnow()
+            grant.revoked_reason = reason
+            record(session, "oidc.grant.revoked", grant.client_id, grant.account_id, {"reason": reason})
 
     def revoke_access_token(self, token: AccessToken) -> None:
         if token.jti:

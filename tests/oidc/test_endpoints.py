@@ -310,3 +310,13 @@ def test_browser_clients_may_call_the_token_endpoint_cross_origin(browser, confi
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     authorize = browser.client.get("/oidc/authorize", headers={"Origin": "https://spa.example"})
     assert "Access-Control-Allow-Origin" not in authorize.headers
+
+
+def test_account_pages_link_the_applications_page_in_both_languages(logged_in, confidential):
+    account = logged_in.get("/account?lang=it")
+    assert "/account/apps" in account.text and "Applicazioni e sessioni" in account.text
+    tokens_for(logged_in, confidential[1])
+    apps = logged_in.get("/account/apps?lang=it")
+    assert "Applicazioni" in apps.text and "Webapp" in apps.text and "accesso in corso" in apps.text
+    english = logged_in.get("/account/apps?lang=en")
+    assert "Remove access" in english.text

@@ -151,6 +151,13 @@ def test_reused_authorization_code_revokes_issued_tokens(logged_in, confidential
         auth=("webapp", secret),
     )
     assert refreshed.get_json()["error"] == "invalid_grant"
+    from sqlalchemy import select
+
+    from idp.store.models import AuditEvent
+
+    with logged_in.client.application.extensions["varco"].db.session() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "oidc.grant.revoked")).all()
+        assert [e.detail["reason"] for e in events] == ["authorization code reused"]
 
 
 def test_code_is_bound_to_the_client_it_was_issued_to(logged_in, confidential, register):

@@ -4,7 +4,8 @@ for a logged-in person, and node's oidc-provider doing client_credentials on the
 Varco runs under gunicorn with one worker pinned to CPU 0 (Redis as the ephemeral store,
 PostgreSQL in a private schema, as in production); oidc-provider runs as one node process pinned
 to CPU 0 too (installed from npm into a temporary folder). The same load generator, pinned to
-CPU 1, drives both over keep-alive HTTP/1.1 connections.
+CPU 1, drives both over keep-alive HTTP/1.1 connections, in alternating one-second slices so
+both see the same machine noise.
 
     python bench/oidc.py [--seconds 10] [--clients 4] [--embedded]
 
@@ -194,6 +195,16 @@ def run_load(seconds: float, clients: int, make_worker: Callable[[int], Callable
     return sum(done) / (time.perf_counter() - started)
 
 
+def floor_worker(port: int) -> Callable[[int], Callable[[], None]]:
+    """GET /healthz: what gunicorn, Flask and Varco's shared request hooks cost with no OIDC work."""
+
+    def make(_: int) -> Callable[[], None]:
+        conn = Connection(port)
+        return lambda: conn.request("GET", "/healthz") and None
+
+    return make
+
+
 def client_credentials_worker(port: int, path: str, scope: str) -> Callable[[int], Callable[[], None]]:
     def make(_: int) -> Callable[[], None]:
         conn = Connection(port)
@@ -214,9 +225,9 @@ def sso_cookie(port: int) -> str:
 
     conn = Connection(port)
     response, body = conn.request("GET", "/login")
-    location = response.getheader("Location")
     cookies = [response.getheader("Set-Cookie").split(";", 1)[0]]
-    response, body = conn.request("GET", location, headers={"Cookie": "; ".join(cookies)})
+    if response.status in (302, 303):
+        response, body = conn.request("GET", response.getheader("Location"), headers={"Cookie": cookies[0]})
     token = re.search(rb'name="csrf_token" value="([^"]+)"', body).group(1).decode()
     action = re.search(rb'<form method="post" action="([^"]+)"', body).group(1).decode().replace("&amp;", "&")
     form = urlencode({"csrf_token": token, "username": "bench.user", "password": PASSWORD})
@@ -269,9 +280,18 @@ def refresh_worker(port: int, cookie: str) -> Callable[[int], Callable[[], None]
     return make
 
 
+def alternate(seconds: float, clients: int, workers: dict[str, Callable[[int], Callable[[], None]]]) -> dict:
+    """Interleave one-second slices of each workload, so every server sees the same machine noise."""
+    done = dict.fromkeys(workers, 0.0)
+    for _ in range(max(1, int(seconds))):
+        for name, worker in workers.items():
+            done[name] += run_load(1.0, clients, worker)
+    return {name: total / max(1, int(seconds)) for name, total in done.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4, help="threads of the one gunicorn worker")
     parser.add_argument("--embedded", action="store_true", help="SQLite + SQL-backed ephemeral store")
@@ -282,36 +302,32 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="varco-bench-oidc-"))
     env, schema = prepare(work / "home", args.embedded)
     results: dict[str, float] = {}
+    servers: list[subprocess.Popen] = []
     try:
-        port = free_port()
-        varco = start_varco(env, port, args.threads)
-        try:
-            os.sched_setaffinity(0, {1})
-            cookie = sso_cookie(port)
-            cc = client_credentials_worker(port, "/oidc/token", "profile")
-            run_load(1.0, args.clients, cc)  # warm-up
-            results["varco client_credentials"] = run_load(args.seconds, args.clients, cc)
-            results["varco refresh"] = run_load(args.seconds, args.clients, refresh_worker(port, cookie))
-            results["varco code flow"] = run_load(args.seconds, args.clients, code_flow_worker(port, cookie))
-        finally:
-            varco.terminate()
-            varco.wait()
-        os.sched_setaffinity(0, {0, 1})
-        node_port = free_port()
+        port, node_port = free_port(), free_port()
+        servers.append(start_varco(env, port, args.threads))
         node, version = start_oidc_provider(node_port, work / "oidc-provider")
-        try:
-            os.sched_setaffinity(0, {1})
-            cc = client_credentials_worker(node_port, "/token", "api")
-            run_load(1.0, args.clients, cc)
-            results[f"oidc-provider {version} client_credentials"] = run_load(args.seconds, args.clients, cc)
-        finally:
-            node.terminate()
-            node.wait()
+        servers.append(node)
+        os.sched_setaffinity(0, {1})
+        cookie = sso_cookie(port)
+        contest = {
+            "varco client_credentials": client_credentials_worker(port, "/oidc/token", "profile"),
+            f"oidc-provider {version} client_credentials": client_credentials_worker(node_port, "/token", "api"),
+        }
+        alternate(2, args.clients, contest)  # warm-up (JIT, pools, caches)
+        results.update(alternate(args.seconds, args.clients, contest))
+        results["varco refresh"] = run_load(args.seconds, args.clients, refresh_worker(port, cookie))
+        results["varco code flow"] = run_load(args.seconds, args.clients, code_flow_worker(port, cookie))
+        results["varco GET /healthz (request floor)"] = run_load(args.seconds, args.clients, floor_worker(port))
     finally:
+        for server in servers:
+            server.terminate()
+            server.wait()
         if schema:
             drop_schema(schema)
     stores = "SQLite + SQL ephemeral" if args.embedded else "PostgreSQL + Redis"
-    print(f"one core each, {args.clients} client threads, {args.seconds:.0f} s per run, Varco on {stores}")
+    print(f"servers on CPU 0 (one gunicorn worker / one node process), load on CPU 1, {args.clients} client "
+          f"threads, {args.seconds:.0f} s per measurement, Varco on {stores}")
     for name, rate in results.items():
         print(f"  {name:<45} {rate:8.0f} /s")
     ours = results["varco client_credentials"]

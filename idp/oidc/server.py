@@ -43,15 +43,16 @@ class PublicUrlRequest(FlaskOAuth2Request):
     of parsing the URL of every request."""
 
     def __init__(self, issuer: str) -> None:
-        self.method = request.method
-        self.uri = issuer + request.path
-        self.headers = request.headers
+        current = request._get_current_object()  # type: ignore[attr-defined]  (not the context-local proxy)
+        self.method = current.method
+        self.uri = issuer + current.path
+        self.headers = current.headers
         self._body = None
-        self.payload = FlaskOAuth2Payload(request)
+        self.payload = FlaskOAuth2Payload(current)
         self.client = self.auth_method = self.user = None
         self.authorization_code = self.refresh_token = self.credential = None
         self._scope = None
-        self._request = request
+        self._request = current
 
 
 def issuer_is_secure(issuer: str) -> bool:

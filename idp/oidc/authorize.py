@@ -43,6 +43,7 @@ def authorize() -> Response | tuple[str, int]:
     try:
         check_query_parameters()
         params = resolve_pushed_request(request.values.to_dict())
+        state = params.get("state")
         client, redirect_uri = validate_authorization_params(params)
     except OAuth2Error as error:
         if error.redirect_uri is None and trusted is not None and not isinstance(error, InvalidRedirect):

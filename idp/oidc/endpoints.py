@@ -159,6 +159,8 @@ def pushed_authorization_request() -> Response:
 
         validate_authorization_params(params)
     except OAuth2Error as error:
+        error.redirect_uri = None  # RFC 9126 2.3: errors are JSON responses, never redirects
+        error.state = None
         return oauth_error(error)
     request_uri = "urn:ietf:params:oauth:request_uri:" + secrets.token_urlsafe(24)
     op.ephemeral.set(f"oidc:par:{request_uri}", json.dumps(params), PAR_TTL)

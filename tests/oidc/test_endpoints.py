@@ -320,3 +320,80 @@ def test_account_pages_link_the_applications_page_in_both_languages(logged_in, c
     assert "Applicazioni" in apps.text and "Webapp" in apps.text and "accesso in corso" in apps.text
     english = logged_in.get("/account/apps?lang=en")
     assert "Remove access" in english.text
+
+
+def test_prompt_login_asks_for_the_password_again_despite_the_session(logged_in, confidential):
+    _, challenge = pkce()
+    for prompt in ("login", "select_account"):
+        page = logged_in.get(authorize_url("webapp", challenge, prompt=prompt))
+        assert page.status == 303 and page.location.startswith("/login?flow=")
+
+
+def test_login_hint_prefills_the_login_form(browser, person, confidential):
+    _, challenge = pkce()
+    page = browser.follow(browser.get(authorize_url("webapp", challenge, login_hint="mario.rossi")))
+    assert 'value="mario.rossi"' in page.text
+
+
+def test_public_client_refreshes_without_a_secret_and_rotation_still_applies(logged_in, register):
+    register("spa", public=True)
+    verifier, challenge = pkce()
+    code = get_code(logged_in, challenge, "spa")["code"]
+    first = logged_in.client.post("/oidc/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": RP, "code_verifier": verifier,
+        "client_id": "spa"}).get_json()
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "spa"}
+    assert logged_in.client.post("/oidc/token", data=data).status_code == 200
+    assert logged_in.client.post("/oidc/token", data=data).get_json()["error"] == "invalid_grant"
+
+
+def test_unknown_client_at_the_token_endpoint_is_invalid_client(browser, confidential):
+    response = token_request(browser.client, {"grant_type": "client_credentials"}, auth=("nobody", "x" * 40))
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+
+def test_device_code_denied_by_the_person_answers_access_denied(logged_in, register):
+    _, secret = register("kiosk", grant_types=(DEVICE,), scopes=("openid",), redirect_uris=())
+    grant = logged_in.client.post("/oidc/device_authorization", data={"scope": "openid"},
+                                  headers=basic("kiosk", secret)).get_json()
+    page = logged_in.get("/device")
+    confirm = logged_in.submit(page, user_code=grant["user_code"])
+    logged_in.submit(confirm, user_code=grant["user_code"], decision="deny")
+    response = token_request(logged_in.client, {"grant_type": DEVICE, "device_code": grant["device_code"]},
+                             auth=("kiosk", secret))
+    assert response.get_json()["error"] == "access_denied"
+
+
+def test_device_page_sends_a_signed_out_person_to_log_in_first(browser, person):
+    page = browser.get("/device?user_code=BCDF-GHJK")
+    assert page.status == 303 and page.location.startswith("/login?next=")
+
+
+def test_removing_an_application_from_the_account_revokes_its_tokens(logged_in, confidential):
+    _, secret = confidential
+    tokens = tokens_for(logged_in, secret)
+    apps = logged_in.get("/account/apps")
+    logged_in.post("/account/apps", {"csrf_token": apps.token, "client_id": "webapp"})
+    info = logged_in.client.get("/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 401
+    refreshed = token_request(logged_in.client, {"grant_type": "refresh_token",
+                                                 "refresh_token": tokens["refresh_token"]}, auth=("webapp", secret))
+    assert refreshed.get_json()["error"] == "invalid_grant"
+
+
+def test_pushed_request_errors_are_json_and_never_redirects(logged_in, confidential):
+    _, secret = confidential
+    pushed = logged_in.client.post("/oidc/par", data={
+        "response_type": "code", "client_id": "webapp", "redirect_uri": RP, "scope": "openid",
+        "state": "pushed-state"}, headers=basic("webapp", secret))
+    assert pushed.status_code == 400 and pushed.get_json()["error"] == "invalid_request"  # no PKCE
+    assert "Location" not in pushed.headers
+
+
+def test_disabled_account_cannot_refresh(logged_in, confidential, app):
+    _, secret = confidential
+    tokens = tokens_for(logged_in, secret)
+    app.extensions["varco"].accounts.set_status("mario.rossi", "disabled", actor="test")
+    refreshed = token_request(logged_in.client, {"grant_type": "refresh_token",
+                                                 "refresh_token": tokens["refresh_token"]}, auth=("webapp", secret))
+    assert refreshed.get_json()["error"] == "invalid_grant"

@@ -11,6 +11,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 
 from idp.flow import AuthnResult, LoginRequest
 from idp.flow.frontend import LoginRequired, begin_login, resume_login
@@ -37,7 +38,7 @@ class AuthorizationError(OAuth2Error):
 
 
 @bp.route("/oidc/authorize", methods=["GET", "POST"])
-def authorize() -> Response | tuple[str, int]:
+def authorize() -> ResponseReturnValue:
     trusted = trusted_redirect_uri(request.values)
     state = request.values.get("state") if len(request.values.getlist("state")) == 1 else None
     try:
@@ -57,7 +58,7 @@ def authorize() -> Response | tuple[str, int]:
 
 
 @bp.route("/oidc/authorize/resume")
-def resume() -> Response | tuple[str, int]:
+def resume() -> ResponseReturnValue:
     """Back from the login flow: the flow's result, once, for the browser that ran it."""
     taken = resume_login(request.args.get("flow"))
     if taken is None:
@@ -174,7 +175,7 @@ def check_openid(params: dict[str, str]) -> None:
 # --- deciding: code, login or consent -------------------------------------------------------
 def continue_authorization(
     params: dict[str, str], client: Any, redirect_uri: str, result: AuthnResult | None = None
-) -> Response | tuple[str, int]:
+) -> ResponseReturnValue:
     """The SSO session (or the login just finished) either satisfies the request or the person
     logs in; then consent when needed; then the code."""
     prompts = set(params.get("prompt", "").split())
@@ -239,7 +240,7 @@ def issue_code(params: dict[str, str], subject: Subject, sso_session_id: str | N
 
 
 # --- answering errors -----------------------------------------------------------------------
-def error_response(error: OAuth2Error, state: str | None) -> Response | tuple[str, int]:
+def error_response(error: OAuth2Error, state: str | None) -> ResponseReturnValue:
     if not error.redirect_uri:
         return error_page(error)
     params = [("error", error.error)]

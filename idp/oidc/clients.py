@@ -6,6 +6,7 @@ nothing to a secret nobody can guess); they are compared in constant time.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import re
@@ -255,7 +256,7 @@ class ClientRegistry:
             raise ClientNotFound(client_id)
         return client
 
-    def list(self) -> list[Client]:
+    def list(self) -> builtins.list[Client]:
         with self.db.session() as session:
             rows = session.scalars(select(OidcClientRecord).order_by(OidcClientRecord.client_id)).all()
             return [Client.from_record(row) for row in rows]
@@ -297,7 +298,7 @@ class ClientRegistry:
             record(session, "oidc.client.removed", "cli", None, {"client_id": client_id})
         self._cache.pop(client_id, None)
 
-    def load_directory(self, directory: Path) -> list[str]:
+    def load_directory(self, directory: Path) -> builtins.list[str]:
         """Register or update every client in `config/clients/*.toml`; secrets come as `secret_sha256`."""
         loaded = []
         for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
@@ -319,7 +320,9 @@ class ClientRegistry:
                 raise ClientError(f"{path}: {exc.field}", exc.message) from exc
             if secret_sha256:
                 with self.db.session() as session:
-                    session.get(OidcClientRecord, client.client_id).secret_hash = secret_sha256.lower()
+                    row = session.get(OidcClientRecord, client.client_id)
+                    assert row is not None
+                    row.secret_hash = secret_sha256.lower()
                 self._cache.pop(client.client_id, None)
             loaded.append(client.client_id)
         return loaded

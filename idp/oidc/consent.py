@@ -7,7 +7,8 @@ import json
 import secrets
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from idp.oidc.models import OidcConsent, OidcGrant
@@ -55,7 +56,7 @@ def subject_dict(subject: Subject) -> dict[str, Any]:
 
 
 @bp.route("/oidc/consent", methods=["POST"])
-def decide() -> Response | tuple[str, int]:
+def decide() -> ResponseReturnValue:
     from authlib.oauth2.rfc6749.errors import AccessDeniedError
 
     from idp.oidc.authorize import AuthorizationError, error_page, error_response, issue_code
@@ -100,7 +101,7 @@ def remember_consent(account_id: str, client_id: str, scopes: list[str]) -> None
 
 # --- /account/apps ---------------------------------------------------------------------------
 @bp.route("/account/apps", methods=["GET", "POST"])
-def account_apps() -> Response | tuple[str, int] | str:
+def account_apps() -> ResponseReturnValue:
     op = provider()
     session = current_sso_session()
     if session is None:

@@ -14,7 +14,8 @@ from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthori
 from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from authlib.oauth2.rfc8628 import ExpiredTokenError, SlowDownError
 from authlib.oauth2.rfc8628.errors import AuthorizationPendingError
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from idp.oidc.config import AUTH_METHODS, DEVICE_CODE_TTL, DEVICE_GRANT, DEVICE_POLL_INTERVAL
 from idp.oidc.tokens import Subject, new_grant_id, token_hash
@@ -125,6 +126,7 @@ class DeviceCodeGrant(_DeviceCodeGrant):
             # Single use: the first successful poll takes the approval.
             if op.ephemeral.take(f"oidc:device:{credential.device_hash}") is None:
                 raise InvalidRequestError("device_code already used")
+            assert credential.subject is not None  # set together with status "approved"
             return Subject(**credential.subject, new_grant=True, client=self.request.client)
         # RFC 8628 3.5: polling faster than the interval is answered with slow_down.
         if not op.ephemeral.add(f"oidc:device-poll:{credential.device_hash}", "1", DEVICE_POLL_INTERVAL):
@@ -137,7 +139,7 @@ bp = Blueprint("oidc_device", __name__, template_folder="templates")
 
 
 @bp.route("/device", methods=["GET", "POST"])
-def device_page() -> Response | tuple[str, int] | str:
+def device_page() -> ResponseReturnValue:
     from idp.oidc.provider import provider
     from idp.sessions import current_sso_session
     from idp.web import FormTokenError, browser_id, consume_form_token, issue_form_token

@@ -192,7 +192,7 @@ def userinfo() -> Response:
     account_id = op.tokens.account_of(token)
     client = op.clients.get(token.client_id)
     account = op.services.accounts.get(account_id) if account_id else None
-    if client is None or account is None or account.status != "active":
+    if account_id is None or client is None or account is None or account.status != "active":
         return bearer_error("invalid_token", "the token's subject or client no longer exists")
     response = jsonify(op.user_claims(account_id, token.scope, client))
     response.headers["Cache-Control"] = "no-store"

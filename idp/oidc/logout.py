@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
@@ -129,7 +130,7 @@ def verify_id_token_hint(hint: str) -> dict | None:
 
 
 @bp.route("/oidc/logout", methods=["GET", "POST"])
-def end_session() -> Response | tuple[str, int] | str:
+def end_session() -> ResponseReturnValue:
     op = provider()
     try:
         check_query_parameters()

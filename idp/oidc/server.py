@@ -43,7 +43,8 @@ class PublicUrlRequest(FlaskOAuth2Request):
     of parsing the URL of every request."""
 
     def __init__(self, issuer: str) -> None:
-        current = request._get_current_object()  # type: ignore[attr-defined]  (not the context-local proxy)
+        # The request object itself, not the context-local proxy (looked up on every attribute).
+        current = request._get_current_object()  # type: ignore[attr-defined]
         self.method = current.method
         self.uri = issuer + current.path
         self.headers = current.headers

@@ -2,6 +2,22 @@
 
 Client secrets are generated with 256 bits of entropy and stored as their SHA-256 (a slow hash adds
 nothing to a secret nobody can guess); they are compared in constant time.
+
+`config/clients/<name>.toml` registers (or updates) one client at start; the keys are the fields of
+`NewClient`, and a secret is given only as its hash (`varco clients add` prints it once):
+
+    client_id = "lms"
+    name = "Learning platform"
+    redirect_uris = ["https://lms.uni.example.it/oidc/callback"]
+    post_logout_redirect_uris = ["https://lms.uni.example.it/"]
+    backchannel_logout_uri = "https://lms.uni.example.it/oidc/backchannel"
+    grant_types = ["authorization_code", "refresh_token"]
+    scopes = ["openid", "profile", "email", "eduperson"]
+    secret_sha256 = "<hex sha256 of the client secret>"
+    first_party = true                 # no consent page
+    # require_mfa, require_pkce (true), allow_fiscal_number, public, token_endpoint_auth_method,
+    # jwks (private_key_jwt), id_token_signed_response_alg (RS256 | ES256),
+    # access_token_format (opaque | jwt), subject_type (public | pairwise), sector_identifier
 """
 
 from __future__ import annotations

@@ -397,3 +397,12 @@ def test_disabled_account_cannot_refresh(logged_in, confidential, app):
     refreshed = token_request(logged_in.client, {"grant_type": "refresh_token",
                                                  "refresh_token": tokens["refresh_token"]}, auth=("webapp", secret))
     assert refreshed.get_json()["error"] == "invalid_grant"
+
+
+def test_logout_without_proof_of_the_rp_asks_before_ending_the_session(logged_in, confidential):
+    page = logged_in.get("/oidc/logout")
+    assert page.status == 200 and 'name="confirm"' in page.text
+    assert logged_in.get("/account").status == 200  # a GET alone never signs anybody out
+    done = logged_in.post("/oidc/logout", {"csrf_token": page.token, "confirm": "yes"})
+    assert done.status == 200
+    assert logged_in.get("/account").status == 303

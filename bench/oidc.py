@@ -109,9 +109,9 @@ def drop_schema(schema: str) -> None:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-def start_varco(env: dict[str, str], port: int, threads: int) -> subprocess.Popen:
+def start_varco(env: dict[str, str], port: int, threads: int, worker_class: str) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = ["taskset", "-c", "0", str(gunicorn), "--workers", "1", "--worker-class", "gthread",
+    command = ["taskset", "-c", "0", str(gunicorn), "--workers", "1", "--worker-class", worker_class,
                "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
                "--keep-alive", "30", "idp.app:create_app()"]
     server = subprocess.Popen(command, env={**os.environ, **env, "VARCO_ISSUER": f"http://127.0.0.1:{port}"},
@@ -293,7 +293,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4, help="threads of the one gunicorn worker")
+    parser.add_argument("--threads", type=int, default=4, help="threads of the one gunicorn worker (gthread)")
+    parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--embedded", action="store_true", help="SQLite + SQL-backed ephemeral store")
     args = parser.parse_args()
     if not {0, 1} <= os.sched_getaffinity(0):
@@ -305,7 +306,7 @@ def main() -> None:
     servers: list[subprocess.Popen] = []
     try:
         port, node_port = free_port(), free_port()
-        servers.append(start_varco(env, port, args.threads))
+        servers.append(start_varco(env, port, args.threads, args.worker_class))
         node, version = start_oidc_provider(node_port, work / "oidc-provider")
         servers.append(node)
         os.sched_setaffinity(0, {1})

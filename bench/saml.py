@@ -125,9 +125,7 @@ def varco_handler(idp_keys: tuple[bytes, bytes], sp_metadata: bytes):
         request = parse_authn_request(
             IncomingMessage.from_redirect(query), idp=idp, sp_lookup=registry, replay_guard=replay_guard
         )
-        subject = SamlSubject(
-            "acc-1", "mario.rossi", ATTRS, ["pwd"], c.AC_PASSWORD_PROTECTED, int(time.time()), "_s1"
-        )
+        subject = SamlSubject("acc-1", "mario.rossi", ATTRS, ["pwd"], c.AC_PASSWORD_PROTECTED, int(time.time()), "_s1")
         return build_response(request, subject, idp).encoded
 
     return handle

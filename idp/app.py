@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from flask import Flask, request
 from flask_babel import Babel
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from federation.base import StrongLoginBroker
 from idp.accounts.passwords import Passwords
 from idp.accounts.service import AccountService
 from idp.errors import register_error_pages
 from idp.flow.state import FlowStore
 from idp.keys import KeyRing
+from idp.mail import Mailer
+from idp.mfa.service import MfaService
+from idp.mfa.sms import open_sms_gateway
 from idp.sessions import SsoSessions
 from idp.settings import Settings, load_settings
 from idp.store.db import Database
@@ -34,6 +38,10 @@ class Services:
     accounts: AccountService
     sessions: SsoSessions
     flows: FlowStore
+    mfa: MfaService
+    mailer: Mailer
+    # Upstream brokers able to give a strong login (SPID, CIE, eIDAS); see federation/base.py.
+    strong_brokers: list[StrongLoginBroker] = field(default_factory=list)
 
 
 def build_services(settings: Settings) -> Services:
@@ -41,6 +49,10 @@ def build_services(settings: Settings) -> Services:
     ephemeral = open_ephemeral(settings.redis.url, settings.redis.prefix, db)
     keys = KeyRing.load(settings.keys_dir)
     passwords = Passwords(settings.passwords)
+    sms_file = settings.home / settings.mfa.sms_file
+    sms = open_sms_gateway(
+        settings.mfa.sms_gateway_url, settings.mfa.sms_gateway_template, settings.mfa.sms_gateway_token, str(sms_file)
+    )
     return Services(
         settings=settings,
         db=db,
@@ -50,6 +62,8 @@ def build_services(settings: Settings) -> Services:
         accounts=AccountService(settings, db, ephemeral, passwords),
         sessions=SsoSessions(ephemeral, settings.sessions),
         flows=FlowStore(ephemeral, settings.sessions.flow_ttl_minutes * 60),
+        mfa=MfaService(settings.mfa, db, ephemeral, keys, sms),
+        mailer=Mailer(settings.smtp),
     )
 
 
@@ -71,9 +85,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     Babel(app, locale_selector=select_locale)
 
     from idp.flow.views import bp as flow_bp
+    from idp.mfa.views import bp as mfa_bp
     from idp.ops.health import bp as health_bp
 
     app.register_blueprint(flow_bp)
+    app.register_blueprint(mfa_bp)
+    services = app.extensions["varco"]
+    if settings.federation.mock_brokers:
+        from federation.mocks.strong import MockStrongBroker
+        from federation.mocks.strong import bp as mock_strong_bp
+
+        app.register_blueprint(mock_strong_bp)
+        services.strong_brokers.extend(MockStrongBroker(name) for name in settings.federation.mock_brokers)
+    from idp.flow.upstream import strong_login_returned
+
+    app.extensions["varco_upstream_return"] = strong_login_returned
     app.register_blueprint(health_bp)
     import idp.oidc
 
@@ -111,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.path.startswith(("/login", "/logout", "/account")):
+        if request.path.startswith(("/login", "/logout", "/account", "/mfa")):
             response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sys
@@ -262,13 +263,28 @@ def account_errors(fn):  # type: ignore[no-untyped-def]
 @click.option("--citizenship", help="ISO 3166 two-letter code, e.g. IT.")
 @click.option("--fiscal-code", help="Italian codice fiscale (required with --citizenship IT).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--totp-secret", help="Enrol TOTP with this base32 secret (migrations and tests).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @account_errors
-def users_add(ctx: Context, username: str, password_stdin: bool, as_json: bool, **fields: Any) -> None:
+def users_add(
+    ctx: Context, username: str, password_stdin: bool, totp_secret: str | None, as_json: bool, **fields: Any
+) -> None:
     """Create an account."""
+    if totp_secret is not None:
+        totp_secret = totp_secret.replace(" ", "").upper()
+        try:
+            if len(totp_secret) < 16:
+                raise ValueError
+            base64.b32decode(totp_secret + "=" * (-len(totp_secret) % 8))
+        except ValueError:
+            raise click.BadParameter(
+                "not a base32 secret of at least 16 characters", param_hint="--totp-secret"
+            ) from None
     password = read_secret("--password-stdin") if password_stdin else None
     account = ctx.services.accounts.create(NewAccount(username=username, **fields), password, actor="cli")
+    if totp_secret:
+        ctx.services.mfa.enrol_totp_secret(account.id, totp_secret, actor="cli")
     emit(account_view(account, ctx.services), as_json)
 
 
@@ -339,6 +355,28 @@ def users_unlock(ctx: Context, username: str) -> None:
 def users_temp_password(ctx: Context, username: str) -> None:
     """Issue a temporary password (printed once) that must be changed at the next login."""
     click.echo(ctx.services.accounts.issue_temporary_password(username, actor="cli"))
+
+
+@users.command("reset-2fa")
+@click.argument("username")
+@pass_ctx
+@account_errors
+def users_reset_2fa(ctx: Context, username: str) -> None:
+    """Remove every second factor and recovery code: the user enrols again at the next login."""
+    account = ctx.services.accounts.require(username)
+    ctx.services.mfa.reset(account.id, actor="cli")
+    click.echo(f"{account.username}: second factors removed")
+
+
+@users.command("set-personal-email")
+@click.argument("username")
+@click.argument("email")
+@pass_ctx
+@account_errors
+def users_set_personal_email(ctx: Context, username: str, email: str) -> None:
+    """Set the personal e-mail used for password reset and 2FA deactivation (seed 001)."""
+    account = ctx.services.accounts.set_personal_email(username, email, actor="cli")
+    click.echo(f"{account.username}: personal e-mail set")
 
 
 from idp.oidc.cli import clients  # noqa: E402  (after `cli`, which the OIDC commands import)

@@ -58,8 +58,12 @@ def prepare_demo(home: Path, issuer: str) -> tuple[Settings, list[str]]:
     home.mkdir(parents=True)
     settings = load_settings(home, environ={"VARCO_ISSUER": issuer})
     initialise(settings)
-    # The config file initialise() wrote has no issuer; keep the one the demo serves on.
-    settings = load_settings(home, environ={"VARCO_ISSUER": issuer})
+    # The demo serves on its own issuer and has the mock SPID/CIE/eIDAS identity providers.
+    config = settings.config_file.read_text(encoding="utf-8")
+    config = config.replace('issuer = "http://127.0.0.1:8080"', f'issuer = "{issuer}"')
+    config = config.replace("mock_brokers = []", 'mock_brokers = ["spid", "cie", "eidas"]')
+    settings.config_file.write_text(config, encoding="utf-8")
+    settings = load_settings(home, environ={})
     services = build_services(settings)
     lines = ["", "Demo accounts (log in with the username, person code, e-mail or student ID):"]
     for new, password in DEMO_ACCOUNTS:

@@ -101,6 +101,12 @@ class MfaSettings:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    # Mock SPID/CIE/eIDAS identity providers (demo and tests only): any of "spid", "cie", "eidas".
+    mock_brokers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class I18nSettings:
     default_locale: str = "it"
     locales: tuple[str, ...] = ("it", "en")
@@ -130,6 +136,7 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)
     login: LoginSettings = field(default_factory=LoginSettings)
     mfa: MfaSettings = field(default_factory=MfaSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
     i18n: I18nSettings = field(default_factory=I18nSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     organization: OrganizationSettings = field(default_factory=OrganizationSettings)
@@ -283,6 +290,8 @@ def _validate(settings: Settings) -> None:
     for key in ("freshness_hours", "spid_waiver_days", "deactivation_hours", "max_wrong_codes_per_flow"):
         if getattr(settings.mfa, key) < 1:
             raise SettingsError(f"mfa.{key} must be at least 1")
+    if set(settings.federation.mock_brokers) - {"spid", "cie", "eidas"}:
+        raise SettingsError("federation.mock_brokers: use any of spid, cie, eidas")
     if not settings.i18n.locales or settings.i18n.default_locale not in settings.i18n.locales:
         raise SettingsError(f"i18n.default_locale {settings.i18n.default_locale!r} must be one of i18n.locales")
     unsupported = set(settings.i18n.locales) - {"it", "en"}

@@ -98,6 +98,14 @@ def settings(backend: str, home: Path, keys_dir: Path, request: pytest.FixtureRe
         db_url = request.getfixturevalue("sqlite_url")
         env = {"VARCO_DATABASE_URL": db_url, "VARCO_REDIS_PREFIX": prefix}
     env["VARCO_KEYS_DIR"] = str(keys_dir)
+    env["VARCO_FEDERATION_MOCK_BROKERS"] = "spid,cie,eidas"
+    if request.node.get_closest_marker("mfa_policy") is None:
+        # Most tests are about other things: their accounts log in with a password alone. Tests
+        # marked `mfa_policy` get the shipped 2FA rules (2FA from the second login).
+        env["VARCO_MFA_REQUIRED_POPULATIONS"] = ""
+    smtp = request.node.get_closest_marker("smtp")
+    if smtp is not None:
+        env["VARCO_SMTP_URL"] = request.getfixturevalue("smtp_sink").url
     empty_tables(db_url)
     yield load_settings(home, environ=env)
     if backend == "pg+redis":
@@ -142,3 +150,35 @@ def make_account(app):
         return app.extensions["varco"].accounts.create(NewAccount(username=username, **values), password)
 
     return make
+
+
+@pytest.fixture
+def smtp_sink():
+    from tests.support.smtp import start_sink
+
+    sink, controller = start_sink()
+    yield sink
+    controller.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright, shared by every browser test of the run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

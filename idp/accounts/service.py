@@ -155,6 +155,19 @@ class AccountService:
         stmt = select(Account).join(LoginIdentifier).where(LoginIdentifier.value == value)
         return session.execute(stmt).scalar_one_or_none()
 
+    def find_by_fiscal_code(self, fiscal_code: str) -> Account | None:
+        with self.db.session() as session:
+            stmt = select(Account).where(Account.fiscal_code == fiscal_code.strip().upper())
+            return session.execute(stmt).scalar_one_or_none()
+
+    def record_upstream_login(self, account_id: str) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(Account)
+                .where(Account.id == account_id)
+                .values(login_count=Account.login_count + 1, last_login_at=utcnow())
+            )
+
     def get(self, account_id: str) -> Account | None:
         with self.db.session() as session:
             return session.get(Account, account_id)
@@ -248,6 +261,18 @@ class AccountService:
                 raise AccountNotFound(f"no account {typed!r}")
             account.status = status
             record(session, f"account.{'enabled' if status == 'active' else 'disabled'}", actor, account.id, {})
+            return account
+
+    def set_personal_email(self, typed: str, email: str, *, actor: str) -> Account:
+        personal = normalise_identifier(check_text("personal_email", email, 320))
+        if not EMAIL.match(personal):
+            raise InvalidInput("personal_email", "not an e-mail address")
+        with self.db.session() as session:
+            account = self._find(session, typed)
+            if account is None:
+                raise AccountNotFound(f"no account {typed!r}")
+            account.personal_email = personal
+            record(session, "account.personal_email_set", actor, account.id, {})
             return account
 
     def unlock(self, typed: str, *, actor: str) -> Account:

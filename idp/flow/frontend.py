@@ -78,6 +78,8 @@ def adopt_session(state: FlowState, session: SsoSession) -> None:
     state.auth_time = session.auth_time
     state.remember = session.remember
     state.data["session_id"] = session.id
+    if session.mfa_at is not None:
+        state.data["mfa_at"] = session.mfa_at
 
 
 def resume_login(flow_id: str | None) -> tuple[LoginRequest, AuthnResult] | None:

@@ -81,6 +81,9 @@ class FlowStore:
             self.ephemeral.set(f"flowresult:{state.id}", json.dumps(payload), 300)
         self.ephemeral.set(f"flow:{state.id}", FINISHED, self.ttl)
 
+    def abandon(self, state: FlowState) -> None:
+        self.ephemeral.delete(f"flow:{state.id}")
+
     def take_result(self, flow_id: str | None, browser: str) -> tuple[LoginRequest, AuthnResult] | None:
         """The finished flow's request and result, once, and only to the browser that ran it."""
         if not flow_id or len(flow_id) > 64:

@@ -27,6 +27,11 @@ class FlowContext:
     state: FlowState
     services: Any
     _account: Account | None = field(default=None, repr=False)
+    # Set when rendering a step changed the flow state (e.g. a WebAuthn challenge), so it is saved.
+    dirty: bool = False
+
+    def reload(self) -> None:
+        self._account = None
 
     @property
     def account(self) -> Account | None:
@@ -45,9 +50,27 @@ class StepErrors:
     status: int = 400
 
 
+@dataclass
+class StepRedirect:
+    """Leave the flow for a while (an upstream broker); it comes back to /login?flow=ID."""
+
+    url: str
+
+
+@dataclass
+class StepAbort:
+    """End the flow: the person must start again (e.g. too many wrong codes)."""
+
+    code: str
+    status: int = 400
+
+
 class Step:
     name: ClassVar[str]
     template: ClassVar[str]
+
+    def template_for(self, ctx: FlowContext) -> str:
+        return self.template
 
     def needed(self, ctx: FlowContext) -> bool:
         raise NotImplementedError
@@ -71,8 +94,9 @@ class PasswordStep(Step):
     def context(self, ctx: FlowContext) -> dict[str, Any]:
         return {
             "username": ctx.state.data.get("username") or ctx.state.request.login_hint or "",
-            # Upstream brokers (SPID, CIE, eIDAS, eduGAIN) add their buttons here once configured.
-            "brokers": [],
+            # Upstream brokers (SPID, CIE, eIDAS; eduGAIN with the federation) put their buttons here.
+            "brokers": list(ctx.services.strong_brokers),
+            "upstream_error": ctx.state.data.get("upstream_error"),
         }
 
     def submit(self, ctx: FlowContext, form: Mapping[str, str]) -> StepErrors | None:
@@ -142,12 +166,5 @@ class ChangePasswordStep(Step):
             ctx.services.accounts.change_password(ctx.state.account_id, new, actor=ctx.account.username)
         except PasswordRejected as exc:
             return StepErrors({"new_password": exc.reason})
-        ctx._account = None  # reload: the change cleared the must-change flag
+        ctx.reload()  # the change cleared the must-change flag
         return None
-
-
-STEPS: tuple[Step, ...] = (PasswordStep(), ChangePasswordStep())
-
-
-def current_step(ctx: FlowContext) -> Step | None:
-    return next((step for step in STEPS if step.needed(ctx)), None)

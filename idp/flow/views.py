@@ -8,8 +8,10 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 
 from idp.flow.messages import message
 from idp.flow.request import AuthnResult, LoginRequest
+from idp.flow.runner import current_step
 from idp.flow.state import FlowExpired
-from idp.flow.steps import ACR_SINGLE_FACTOR, FlowContext, StepErrors, current_step
+from idp.flow.steps import ACR_MFA, ACR_SINGLE_FACTOR, FlowContext, StepAbort, StepErrors, StepRedirect
+from idp.mfa.policy import SECOND_FACTORS
 from idp.sessions import SSO_COOKIE, current_sso_session
 from idp.web import (
     FormTokenError,
@@ -47,10 +49,16 @@ def login() -> Response | tuple[str, int] | str:
             if exc.reason == "replayed":
                 return expired_page("replayed")
             return render_step(ctx, step, StepErrors({"form": exc.reason}))
-        errors = step.submit(ctx, request.form)
+        outcome = step.submit(ctx, request.form)
+        if isinstance(outcome, StepAbort):
+            svc.flows.abandon(state)
+            return expired_page(outcome.code, outcome.status)
+        errors = outcome if isinstance(outcome, StepErrors) else None
         step = current_step(ctx) if not errors else step
         if errors or step is not None:
             svc.flows.save(state)
+        if isinstance(outcome, StepRedirect):
+            return redirect(outcome.url, 303)
         if errors:
             return render_step(ctx, step, errors)
         if step is not None:
@@ -74,13 +82,19 @@ def start_local_flow() -> Response | tuple[str, int]:
 def render_step(ctx: FlowContext, step, errors: StepErrors | None = None) -> tuple[str, int]:  # type: ignore[no-untyped-def]
     token = issue_form_token(f"flow:{ctx.state.id}", services().flows.ttl)
     field_errors = {name: message(code) for name, code in (errors.fields if errors else {}).items()}
+    # A 200 "error" is a notice (e.g. "code sent"), not a problem.
+    notice = field_errors.pop("form") if errors and errors.status == 200 else None
+    values = step.context(ctx)
+    if ctx.dirty:
+        services().flows.save(ctx.state)
     html = render_template(
-        step.template,
+        step.template_for(ctx),
         flow=ctx.state,
         csrf_token=token,
         errors=field_errors,
+        notice=notice,
         request_info=ctx.state.request,
-        **step.context(ctx),
+        **values,
     )
     return html, (errors.status if errors else 200)
 
@@ -91,15 +105,16 @@ def finish(ctx: FlowContext) -> Response:
     # Session fixation: a login always gets a new session id (OWASP ASVS 3.2.1).
     if SSO_COOKIE in request.cookies:
         svc.sessions.end(request.cookies[SSO_COOKIE])
-    session = svc.sessions.create(
-        state.account_id, tuple(state.amr), ACR_SINGLE_FACTOR, state.auth_time, state.remember
-    )
+    # amr and acr tell the truth: MFA only when a second factor was really given (RFC 8176).
+    amr = [method for method in state.amr if method != "mfa"]
+    multi = bool(SECOND_FACTORS & set(amr)) and len(amr) >= 2
+    if multi:
+        amr.append("mfa")
+    acr = ACR_MFA if multi or bool({"spid", "cie", "eidas"} & set(amr)) else ACR_SINGLE_FACTOR
+    mfa_at = state.data.get("mfa_at") if multi or acr == ACR_MFA else None
+    session = svc.sessions.create(state.account_id, tuple(amr), acr, state.auth_time, state.remember, mfa_at)
     result = AuthnResult(
-        subject=state.account_id,
-        amr=tuple(state.amr),
-        acr=ACR_SINGLE_FACTOR,
-        auth_time=state.auth_time,
-        session_id=session.id,
+        subject=state.account_id, amr=tuple(amr), acr=acr, auth_time=state.auth_time, session_id=session.id
     )
     svc.flows.finish(state, result)
     target = state.request.return_to
@@ -110,8 +125,8 @@ def finish(ctx: FlowContext) -> Response:
     return response
 
 
-def expired_page(code: str = "flow_expired") -> tuple[str, int]:
-    return render_template("message.html", title_code="expired", text=message(code), restart=True), 400
+def expired_page(code: str = "flow_expired", status: int = 400) -> tuple[str, int]:
+    return render_template("message.html", title_code="expired", text=message(code), restart=True), status
 
 
 @bp.route("/logout", methods=["GET", "POST"])

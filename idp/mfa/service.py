@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 
 from sqlalchemy import delete, func, select, update
@@ -13,11 +14,14 @@ from sqlalchemy import delete, func, select, update
 from idp.keys import KeyRing
 from idp.mfa import totp
 from idp.mfa.policy import now
+from idp.mfa.sms import SmsError
 from idp.ops.audit import record
 from idp.settings import MfaSettings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral
 from idp.store.models import Account, MfaCredential, RecoveryCode, utcnow
+
+log = logging.getLogger("varco.mfa")
 
 RECOVERY_CODES = 10
 SMS_TTL = 600
@@ -123,7 +127,13 @@ class MfaService:
         code = f"{secrets.randbelow(10**6):06d}"
         digest = hashlib.sha256(f"{account_id}:{purpose}:{code}".encode()).hexdigest()
         self.ephemeral.set(f"sms:{account_id}:{purpose}", json.dumps({"hash": digest, "phone": phone}), SMS_TTL)
-        self.sms.send(phone, f"{code} is your {self.settings.totp_issuer} code. It expires in 10 minutes.")
+        try:
+            self.sms.send(phone, f"{code} is your {self.settings.totp_issuer} code. It expires in 10 minutes.")
+        except SmsError as exc:
+            log.error("SMS gateway failed: %s", exc)
+            self.ephemeral.delete(f"sms:{account_id}:{purpose}")
+            self.ephemeral.delete(f"smsresend:{account_id}:{purpose}")
+            raise MfaError("sms_unavailable") from exc
 
     def check_sms_code(self, account_id: str, purpose: str, code: str) -> str | None:
         """The phone the code was sent to when `code` is right (the code is then used up), else None."""

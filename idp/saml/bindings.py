@@ -108,9 +108,7 @@ def encode_post(xml_bytes: bytes) -> str:
     return base64.b64encode(xml_bytes).decode("ascii")
 
 
-def post_message(
-    url: str, param: str, xml_bytes: bytes, relay_state: str | None, message_id: str
-) -> OutgoingMessage:
+def post_message(url: str, param: str, xml_bytes: bytes, relay_state: str | None, message_id: str) -> OutgoingMessage:
     return OutgoingMessage(c.BINDING_HTTP_POST, url, param, encode_post(xml_bytes), relay_state, message_id)
 
 

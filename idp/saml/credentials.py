@@ -39,9 +39,7 @@ class SigningCredential:
 
     @cached_property
     def private_key(self):
-        return serialization.load_pem_private_key(
-            self.key_pem, self.password.encode() if self.password else None
-        )
+        return serialization.load_pem_private_key(self.key_pem, self.password.encode() if self.password else None)
 
     @cached_property
     def cert_b64(self) -> str:

@@ -44,9 +44,7 @@ def encrypt_assertion(assertion: etree._Element, sp: ServiceProvider) -> etree._
     # (a peer that decrypts into text, not into our tree, must get a well-formed Assertion back).
     plaintext = etree.tostring(assertion)
     wrapper = etree.Element(c.q(c.NS_SAML, "EncryptedAssertion"), nsmap={"saml": c.NS_SAML})
-    enc_data = xmlsec.template.encrypted_data_create(
-        wrapper, transform, type=xmlsec.EncryptionType.ELEMENT, ns="xenc"
-    )
+    enc_data = xmlsec.template.encrypted_data_create(wrapper, transform, type=xmlsec.EncryptionType.ELEMENT, ns="xenc")
     xmlsec.template.encrypted_data_ensure_cipher_value(enc_data)
     key_info = xmlsec.template.encrypted_data_ensure_key_info(enc_data, ns="ds")
     enc_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.Transform.RSA_OAEP)

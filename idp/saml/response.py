@@ -91,14 +91,10 @@ def _check_satisfies(request: AuthnRequest, subject: SamlSubject) -> None:
     # SAML Core 3.4.1: ForceAuthn means a fresh authentication, not the existing session.
     # Compared with our own clock (when we received the request), never the SP's IssueInstant.
     if request.force_authn and subject.auth_time < request.received_at - FORCE_AUTHN_TOLERANCE_SECONDS:
-        raise SamlRequestError(
-            request.target, c.STATUS_RESPONDER, c.STATUS_AUTHN_FAILED, "re-authentication required"
-        )
+        raise SamlRequestError(request.target, c.STATUS_RESPONDER, c.STATUS_AUTHN_FAILED, "re-authentication required")
 
 
-def build_assertion(
-    request: AuthnRequest, subject: SamlSubject, idp: IdpConfig, *, now: float
-) -> etree._Element:
+def build_assertion(request: AuthnRequest, subject: SamlSubject, idp: IdpConfig, *, now: float) -> etree._Element:
     """An unsigned, self-contained saml:Assertion for ``request``'s SP."""
     sp = request.sp
     assertion = etree.Element(
@@ -111,9 +107,7 @@ def build_assertion(
     try:
         name_id = name_id_value(request.name_id_format, subject, sp.entity_id, idp.name_id_salt)
     except LookupError as exc:
-        raise SamlRequestError(
-            request.target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, str(exc)
-        ) from None
+        raise SamlRequestError(request.target, c.STATUS_REQUESTER, c.STATUS_INVALID_NAMEID_POLICY, str(exc)) from None
     name_id_attrs = {"Format": request.name_id_format}
     if request.name_id_format in (c.NAMEID_PERSISTENT, c.NAMEID_TRANSIENT):
         name_id_attrs |= {"NameQualifier": idp.entity_id, "SPNameQualifier": sp.entity_id}
@@ -134,9 +128,7 @@ def build_assertion(
         SessionNotOnOrAfter=instant(now + idp.session_lifetime_seconds),
     )
     _sub(_sub(statement, _SAML + "AuthnContext"), _SAML + "AuthnContextClassRef", subject.acr)
-    released = release(
-        sp, subject.attributes, account_id=subject.account_id, scope=idp.scope, salt=idp.name_id_salt
-    )
+    released = release(sp, subject.attributes, account_id=subject.account_id, scope=idp.scope, salt=idp.name_id_salt)
     if released:
         attr_statement = _sub(assertion, _SAML + "AttributeStatement")
         for uri, values in released.items():
@@ -198,9 +190,7 @@ def build_status_response(
     root = _response_root(target, idp, now)
     _status(root, status, sub_status, message)
     sign_enveloped(root, idp.signing)
-    return post_message(
-        target.acs_url, "SAMLResponse", etree.tostring(root), target.relay_state, root.get("ID", "")
-    )
+    return post_message(target.acs_url, "SAMLResponse", etree.tostring(root), target.relay_state, root.get("ID", ""))
 
 
 def status_response_for(error: SamlRequestError, idp: IdpConfig) -> OutgoingMessage:

@@ -71,9 +71,7 @@ def sign_enveloped(
     element_id = element.get("ID")
     if not element_id:
         raise ValueError("element to sign has no ID")
-    signature = xmlsec.template.create(
-        element, xmlsec.Transform.EXCL_C14N, _SIGN_TRANSFORMS[signature_method], ns="ds"
-    )
+    signature = xmlsec.template.create(element, xmlsec.Transform.EXCL_C14N, _SIGN_TRANSFORMS[signature_method], ns="ds")
     issuer = element.find(c.q(c.NS_SAML, "Issuer"))
     element.insert(0 if issuer is None else element.index(issuer) + 1, signature)
     ref = xmlsec.template.add_reference(signature, _DIGEST_TRANSFORMS[digest_method], uri="#" + element_id)
@@ -169,9 +167,7 @@ def _raw_query_pairs(raw_query: str) -> dict[str, str]:
     return pairs
 
 
-def verify_redirect_signature(
-    raw_query: str, message_param: str, certificates: Sequence[Certificate]
-) -> None:
+def verify_redirect_signature(raw_query: str, message_param: str, certificates: Sequence[Certificate]) -> None:
     """Check a SAML HTTP-Redirect signature (SAML Bindings 3.4.4.1) over the query string as received.
 
     The signed octets are the URL-encoded values exactly as sent, so we rebuild them from the raw query,

@@ -109,9 +109,7 @@ def parse_logout_request(
     name_id_el = root.find(_SAML + "NameID")
     if name_id_el is None:
         endpoint = _slo_endpoint(sp)
-        target = ResponseTarget(
-            sp, endpoint.response_location or endpoint.location, request_id, message.relay_state
-        )
+        target = ResponseTarget(sp, endpoint.response_location or endpoint.location, request_id, message.relay_state)
         # EncryptedID/BaseID: Varco never issues them, so it cannot have a session for one.
         raise SamlRequestError(target, c.STATUS_REQUESTER, c.STATUS_REQUEST_UNSUPPORTED, "NameID required")
     return LogoutRequest(
@@ -226,6 +224,4 @@ def parse_logout_response(
     if code is None:
         raise MalformedMessageError("LogoutResponse has no StatusCode")
     sub = code.find(_SAMLP + "StatusCode")
-    return LogoutResult(
-        root.get("InResponseTo"), code.get("Value", ""), None if sub is None else sub.get("Value")
-    )
+    return LogoutResult(root.get("InResponseTo"), code.get("Value", ""), None if sub is None else sub.get("Value"))

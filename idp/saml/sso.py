@@ -187,9 +187,7 @@ def check_version(root: etree._Element, target: ResponseTarget) -> None:
 def check_unsupported_features(root: etree._Element, target: ResponseTarget) -> None:
     # A requested Subject means "authenticate this user": Varco lets the user choose, so it declines.
     if root.find(c.q(c.NS_SAML, "Subject")) is not None:
-        raise SamlRequestError(
-            target, c.STATUS_RESPONDER, c.STATUS_REQUEST_UNSUPPORTED, "Subject in AuthnRequest"
-        )
+        raise SamlRequestError(target, c.STATUS_RESPONDER, c.STATUS_REQUEST_UNSUPPORTED, "Subject in AuthnRequest")
 
 
 def resolve_name_id_format(root: etree._Element, target: ResponseTarget) -> str:
@@ -214,9 +212,7 @@ def resolve_name_id_format(root: etree._Element, target: ResponseTarget) -> str:
     return c.NAMEID_TRANSIENT
 
 
-def resolve_authn_context(
-    root: etree._Element, target: ResponseTarget, idp: IdpConfig
-) -> tuple[tuple[str, ...], bool]:
+def resolve_authn_context(root: etree._Element, target: ResponseTarget, idp: IdpConfig) -> tuple[tuple[str, ...], bool]:
     """SAML Core 3.3.2.2.1 RequestedAuthnContext: the classes Varco may assert to satisfy it."""
     requested_el = root.find(c.q(c.NS_SAMLP, "RequestedAuthnContext"))
     supported = idp.supported_authn_contexts
@@ -250,9 +246,7 @@ def apply_local_mfa_policy(acceptable: tuple[str, ...], target: ResponseTarget) 
     """An SP registered with ``require_mfa`` gets only multi-factor contexts, whatever it asked for."""
     if not target.sp.require_mfa:
         return acceptable
-    strong = tuple(
-        a for a in acceptable if AUTHN_CONTEXT_RANK.get(a, 0) >= AUTHN_CONTEXT_RANK[c.AC_REFEDS_MFA]
-    )
+    strong = tuple(a for a in acceptable if AUTHN_CONTEXT_RANK.get(a, 0) >= AUTHN_CONTEXT_RANK[c.AC_REFEDS_MFA])
     if not strong:
         raise SamlRequestError(
             target, c.STATUS_RESPONDER, c.STATUS_NO_AUTHN_CONTEXT, "this service requires multi-factor"
@@ -320,9 +314,7 @@ def idp_initiated_request(
     if acs is None:
         raise UnknownEndpointError(f"{sp.entity_id} has no HTTP-POST AssertionConsumerService")
     target = ResponseTarget(sp, acs.location, None, relay_state)
-    name_id_format = next(
-        (f for f in sp.name_id_formats if f in c.SUPPORTED_NAMEID_FORMATS), c.NAMEID_TRANSIENT
-    )
+    name_id_format = next((f for f in sp.name_id_formats if f in c.SUPPORTED_NAMEID_FORMATS), c.NAMEID_TRANSIENT)
     return AuthnRequest(
         id="",
         target=target,

@@ -71,6 +71,7 @@ def test_weak_initial_password_leaves_no_account(services):
 
 def test_unknown_user_costs_one_argon2_verification_like_a_wrong_password(services):
     services.accounts.create(new(), "Correct-Horse-9")
+
     class CountingHasher:
         """Delegates to the real argon2 hasher and records what each verification was against."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -16,12 +19,12 @@ def test_student_logs_in_with_the_serial_number_and_signs_out(live, page, make_a
     page.get_by_label("Password", exact=True).fill("Correct-Horse-9")
     page.get_by_role("button", name="Accedi").click()
     page.wait_for_url(live.url + "/account")
-    assert page.get_by_role("heading", name="Il tuo account").is_visible()
+    expect(page.get_by_role("heading", name="Il tuo account")).to_be_visible()
     page.get_by_role("link", name="Esci").click()
     page.get_by_role("button", name="Esci").click()
-    assert page.get_by_role("heading", name="Sei uscito").is_visible()
+    expect(page.get_by_role("heading", name="Sei uscito")).to_be_visible()
     page.goto(live.url + "/account")
-    assert "/login" in page.url
+    expect(page).to_have_url(re.compile(r".*/login.*"))
 
 
 def test_wrong_password_is_announced_and_the_username_kept(live, page, make_account):
@@ -31,7 +34,7 @@ def test_wrong_password_is_announced_and_the_username_kept(live, page, make_acco
     page.get_by_label("Password", exact=True).fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     alert = page.get_by_role("alert")
-    assert "Incorrect username or password." in alert.inner_text()
+    expect(alert).to_contain_text("Incorrect username or password.")
     assert page.get_by_label("Username, person code or e-mail").input_value() == "mario.rossi"
     # The error summary takes focus so screen readers announce it.
     assert page.evaluate("document.activeElement.id") == "error-summary"
@@ -44,7 +47,7 @@ def test_temporary_password_journey(live, page, app, make_account):
     page.get_by_label("Username, person code or e-mail").fill("mario.rossi")
     page.get_by_label("Password", exact=True).fill(temporary)
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("heading", name="Change your password").is_visible()
+    expect(page.get_by_role("heading", name="Change your password")).to_be_visible()
     page.get_by_label("New password", exact=True).fill("Spring-comes-early-2027")
     page.get_by_label("Repeat the new password").fill("Spring-comes-early-2027")
     page.get_by_role("button", name="Change password").click()
@@ -63,5 +66,5 @@ def test_login_page_loads_nothing_from_other_origins(live, page):
 def test_language_switch_in_the_page(live, page):
     page.goto(live.url + "/login")
     page.get_by_role("link", name="English").click()
-    assert page.get_by_role("button", name="Sign in").is_visible()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert page.locator("html").get_attribute("lang") == "en"

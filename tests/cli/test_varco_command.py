@@ -182,3 +182,36 @@ def test_bad_setting_stops_with_one_line_naming_it(tmp_path):
     assert result.returncode == 1
     assert "passwords.min_length" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_totp_secret_enrols_the_app_for_migrations(run, app):
+    import pyotp
+
+    secret = pyotp.random_base32()
+    assert add_mario(run, "--totp-secret", secret).exit_code == 0
+    account = app.extensions["varco"].accounts.find("mario.rossi")
+    assert app.extensions["varco"].mfa.verify_totp(account.id, pyotp.TOTP(secret).now())
+
+
+def test_bad_totp_secret_is_bad_input_and_creates_nothing(run):
+    result = add_mario(run, "--totp-secret", "not base32!")
+    assert result.exit_code == 2
+    assert "--totp-secret" in result.output
+    assert json.loads(run("users", "list", "--json").output) == []
+
+
+def test_reset_2fa_removes_every_factor(run, app):
+    import pyotp
+
+    add_mario(run, "--totp-secret", pyotp.random_base32())
+    account = app.extensions["varco"].accounts.find("mario.rossi")
+    assert run("users", "reset-2fa", "mario.rossi").exit_code == 0
+    assert not app.extensions["varco"].mfa.has_factor(account.id)
+
+
+def test_set_personal_email(run, app):
+    add_mario(run)
+    assert run("users", "set-personal-email", "mario.rossi", "Mario@Example.org").exit_code == 0
+    assert app.extensions["varco"].accounts.find("mario.rossi").personal_email == "mario@example.org"
+    bad = run("users", "set-personal-email", "mario.rossi", "nope")
+    assert bad.exit_code == 2

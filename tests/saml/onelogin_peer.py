@@ -125,9 +125,7 @@ class OneLoginSP:
     def accept_response(self, saml_response_b64: str, request_id: str | None) -> OneLogin_Saml2_Response:
         """Validate as the SP would at its ACS; raise AssertionError with python3-saml's reason if refused."""
         response = OneLogin_Saml2_Response(self.settings, saml_response_b64)
-        ok = response.is_valid(
-            self._request_data(ACS_PATH, post={"SAMLResponse": saml_response_b64}), request_id
-        )
+        ok = response.is_valid(self._request_data(ACS_PATH, post={"SAMLResponse": saml_response_b64}), request_id)
         if not ok:
             raise AssertionError(f"python3-saml refused the response: {response.get_error()}")
         return response

@@ -103,9 +103,7 @@ class Pysaml2SP:
     def logout_request(self, idp_entity_id: str, name_id, session_index: str) -> tuple[str, str]:
         """(request id, raw query) of a signed LogoutRequest over HTTP-Redirect."""
         request_id, request = self.client.create_logout_request(
-            self.client.metadata.single_logout_service(idp_entity_id, BINDING_HTTP_REDIRECT, "idpsso")[0][
-                "location"
-            ],
+            self.client.metadata.single_logout_service(idp_entity_id, BINDING_HTTP_REDIRECT, "idpsso")[0]["location"],
             idp_entity_id,
             name_id=name_id,
             session_indexes=[session_index],

@@ -40,9 +40,7 @@ def test_sp_receives_exactly_the_attributes_its_policy_lists(bare_sp) -> None:
 def test_fiscal_code_is_released_as_a_schac_personal_unique_id_only_when_listed(bare_sp) -> None:
     assert fiscal_code_unique_id("rssmra80a01h501u") == "urn:schac:personalUniqueID:it:CF:RSSMRA80A01H501U"
     sp = replace(bare_sp, release=frozenset({"schacPersonalUniqueID"}))
-    assert _release(sp) == {
-        "urn:oid:1.3.6.1.4.1.25178.1.2.15": ["urn:schac:personalUniqueID:it:CF:RSSMRA80A01H501U"]
-    }
+    assert _release(sp) == {"urn:oid:1.3.6.1.4.1.25178.1.2.15": ["urn:schac:personalUniqueID:it:CF:RSSMRA80A01H501U"]}
 
 
 def test_research_and_scholarship_sp_gets_the_bundle_and_no_fiscal_code(bare_sp) -> None:

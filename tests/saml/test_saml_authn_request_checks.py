@@ -30,9 +30,7 @@ def sp(sp_keys):
 
 def _parse(idp, sp, xml: bytes):
     message = IncomingMessage.from_post({"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": "r"})
-    return parse_authn_request(
-        message, idp=idp, sp_lookup={sp.entity_id: sp}.get, replay_guard=MemoryReplayGuard()
-    )
+    return parse_authn_request(message, idp=idp, sp_lookup={sp.entity_id: sp}.get, replay_guard=MemoryReplayGuard())
 
 
 def _name_id_policy(fmt: str, qualifier: str | None = None) -> str:
@@ -97,14 +95,9 @@ def test_persistent_name_id_is_pairwise_per_sp_and_stable(idp, sp, sp_keys) -> N
     other = parse_sp_metadata(sp_metadata_xml("https://other.uni.example/sp", sp_keys[1]))
     values = []
     for target in (sp, sp, other):
-        request = _parse(
-            idp, target, authn_request_xml(target.entity_id, inner=_name_id_policy(c.NAMEID_PERSISTENT))
-        )
+        request = _parse(idp, target, authn_request_xml(target.entity_id, inner=_name_id_policy(c.NAMEID_PERSISTENT)))
         name_id = _assertion(build_response(request, make_subject(), idp)).find(f".//{{{c.NS_SAML}}}NameID")
-        assert (
-            name_id.get("Format") == c.NAMEID_PERSISTENT
-            and name_id.get("SPNameQualifier") == target.entity_id
-        )
+        assert name_id.get("Format") == c.NAMEID_PERSISTENT and name_id.get("SPNameQualifier") == target.entity_id
         values.append(name_id.text)
     assert values[0] == values[1] == pairwise_value(idp.name_id_salt, SP, "acc-0042")
     assert values[2] != values[0]
@@ -113,12 +106,8 @@ def test_persistent_name_id_is_pairwise_per_sp_and_stable(idp, sp, sp_keys) -> N
 def test_transient_name_id_changes_on_every_response(idp, sp) -> None:
     values = set()
     for n in range(2):
-        request = _parse(
-            idp, sp, authn_request_xml(SP, request_id=f"_t{n}", inner=_name_id_policy(c.NAMEID_TRANSIENT))
-        )
-        values.add(
-            _assertion(build_response(request, make_subject(), idp)).findtext(f".//{{{c.NS_SAML}}}NameID")
-        )
+        request = _parse(idp, sp, authn_request_xml(SP, request_id=f"_t{n}", inner=_name_id_policy(c.NAMEID_TRANSIENT)))
+        values.add(_assertion(build_response(request, make_subject(), idp)).findtext(f".//{{{c.NS_SAML}}}NameID"))
     assert len(values) == 2
 
 

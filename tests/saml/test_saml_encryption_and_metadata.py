@@ -56,9 +56,7 @@ def _decrypt_as_sp(response: etree._Element, sp_key_pem: bytes) -> etree._Elemen
     [("", c.ENC_AES256_GCM), (f'<md:EncryptionMethod Algorithm="{c.ENC_AES256_CBC}"/>', c.ENC_AES256_CBC)],
     ids=["gcm-by-default", "cbc-when-sp-asks"],
 )
-def test_assertion_is_encrypted_with_the_content_algorithm_the_sp_can_read(
-    idp, sp_keys, methods, expected
-) -> None:
+def test_assertion_is_encrypted_with_the_content_algorithm_the_sp_can_read(idp, sp_keys, methods, expected) -> None:
     metadata = sp_metadata_xml(SP, sp_keys[1], encryption=True).replace(
         b"</ds:KeyInfo></md:KeyDescriptor><md:Assertion",
         b"</ds:KeyInfo>" + methods.encode() + b"</md:KeyDescriptor><md:Assertion",
@@ -67,10 +65,7 @@ def test_assertion_is_encrypted_with_the_content_algorithm_the_sp_can_read(
     response = _response_for(idp, sp)
 
     assert response.find("saml:Assertion", NS) is None
-    assert (
-        response.xpath("string(.//xenc:EncryptedData/xenc:EncryptionMethod/@Algorithm)", namespaces=NS)
-        == expected
-    )
+    assert response.xpath("string(.//xenc:EncryptedData/xenc:EncryptionMethod/@Algorithm)", namespaces=NS) == expected
     assert response.xpath("string(.//xenc:EncryptedKey/xenc:EncryptionMethod/@Algorithm)", namespaces=NS) == (
         c.KEYTRANSPORT_RSA_OAEP
     )

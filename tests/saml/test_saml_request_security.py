@@ -92,8 +92,7 @@ def test_redirect_request_with_relay_state_changed_after_signing_is_refused(idp,
     sp = parse_sp_metadata(peer.metadata())
     _, query = peer.redirect_authn_request()
     tampered = "&".join(
-        "RelayState=https%3A%2F%2Fevil.example%2F" if p.startswith("RelayState=") else p
-        for p in query.split("&")
+        "RelayState=https%3A%2F%2Fevil.example%2F" if p.startswith("RelayState=") else p for p in query.split("&")
     )
 
     with pytest.raises(SignatureError):
@@ -138,10 +137,9 @@ def test_request_addressed_to_another_endpoint_is_refused(idp, app_sp) -> None:
 def test_xxe_payload_is_refused_before_any_entity_is_resolved(idp, app_sp, tmp_path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
-    xml = (
-        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>'.encode()
-        + authn_request_xml(APP, inner="").replace(b"</saml:Issuer>", b"&xxe;</saml:Issuer>")
-    )
+    xml = f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>'.encode() + authn_request_xml(
+        APP, inner=""
+    ).replace(b"</saml:Issuer>", b"&xxe;</saml:Issuer>")
     with pytest.raises(UnsafeXmlError):
         _parse(idp, _post(xml), app_sp)
 

@@ -85,9 +85,7 @@ def test_onelogin_sp_gets_a_signed_no_passive_status_for_a_passive_request(idp, 
 
     with pytest.raises(AssertionError, match="NoPassive"):
         peer.accept_response(out.encoded, request_id)
-    assert OneLogin_Saml2_Utils.validate_sign(
-        out.xml, cert=idp.signing.cert_pem.decode(), raise_exceptions=True
-    )
+    assert OneLogin_Saml2_Utils.validate_sign(out.xml, cert=idp.signing.cert_pem.decode(), raise_exceptions=True)
 
 
 def test_onelogin_sp_requesting_mfa_gets_no_authn_context_when_only_a_password_was_used(idp, sp_keys) -> None:

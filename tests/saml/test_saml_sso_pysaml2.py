@@ -32,15 +32,11 @@ def _peer(idp_metadata, sp_keys, tmp_path, **kwargs):
 
 
 def _parse(idp, sp, message):
-    return parse_authn_request(
-        message, idp=idp, sp_lookup={sp.entity_id: sp}.get, replay_guard=MemoryReplayGuard()
-    )
+    return parse_authn_request(message, idp=idp, sp_lookup={sp.entity_id: sp}.get, replay_guard=MemoryReplayGuard())
 
 
 @pytest.mark.parametrize("encryption", [False, True], ids=["plain", "encrypted"])
-def test_pysaml2_sp_accepts_response_to_signed_redirect_request(
-    idp, idp_metadata, sp_keys, tmp_path, encryption
-):
+def test_pysaml2_sp_accepts_response_to_signed_redirect_request(idp, idp_metadata, sp_keys, tmp_path, encryption):
     peer, sp = _peer(idp_metadata, sp_keys, tmp_path, encryption=encryption)
     assert bool(sp.encryption_certs) is encryption
     request_id, query = peer.redirect_authn_request(idp.entity_id)
@@ -58,9 +54,7 @@ def test_pysaml2_sp_accepts_response_to_signed_redirect_request(
         "sn": ["Rossi"],
         "schacPersonalUniqueID": ["urn:schac:personalUniqueID:it:CF:RSSMRA80A01H501U"],
     }
-    assert accepted.assertion.authn_statement[0].authn_context.authn_context_class_ref.text == (
-        c.AC_PASSWORD_PROTECTED
-    )
+    assert accepted.assertion.authn_statement[0].authn_context.authn_context_class_ref.text == (c.AC_PASSWORD_PROTECTED)
 
 
 @pytest.mark.parametrize("sign", [True, False], ids=["signed", "unsigned"])

@@ -57,9 +57,7 @@ def main() -> None:
     )
     (HERE / "sp-metadata.xml").write_bytes(metadata)
 
-    request = etree.fromstring(
-        authn_request_xml(SP, request_id="_golden-0001", issue_instant=INSTANT, acs_url=ACS)
-    )
+    request = etree.fromstring(authn_request_xml(SP, request_id="_golden-0001", issue_instant=INSTANT, acs_url=ACS))
     sign_enveloped(request, credential)
     signed = etree.tostring(request)
     (HERE / "authn-request-signed.xml").write_bytes(signed)

@@ -1,0 +1,1 @@
+"""Runnable mock brokers for the demo and the tests."""

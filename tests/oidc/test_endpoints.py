@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlencode
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -161,14 +162,35 @@ def test_acr_values_and_mfa_requirement_reach_the_login_request(browser, person,
     page = browser.get(authorize_url("webapp", challenge, acr_values="https://refeds.org/profile/mfa",
                                      login_hint="mario.rossi", ui_locales="it"))
     flow_id = query(page.location)["flow"]
-    from idp.web import browser_id  # noqa: F401
-
     raw = app.extensions["varco"].ephemeral.get(f"flow:{flow_id}")
     assert '"require_mfa": true' in raw and "https://refeds.org/profile/mfa" in raw and '"ui_locales": ["it"]' in raw
-    # Until the MFA step exists, a password-only login cannot satisfy the client: access_denied.
-    done = browser.submit(browser.follow(page), username="mario.rossi", password="Correct-Horse-9")
-    back = browser.get(done.location)
-    assert query(back.location)["error"] == "access_denied"
+
+
+@pytest.mark.mfa_policy
+def test_require_mfa_client_steps_up_a_password_session_and_gets_an_mfa_id_token(app, make_account, register):
+    from tests.support.mfa import code, enrolled, set_login_count
+    from tests.support.pages import Browser
+
+    account, secret = enrolled(app, make_account, citizenship="FR")
+    set_login_count(app, account.id, 0)  # the account's own rule does not ask; the client will
+    browser = Browser(app.test_client())
+    assert browser.login("mario.rossi", "Correct-Horse-9").location == "/account"
+    _, secret_rp = register("webapp", require_mfa=True)
+    verifier, challenge = pkce()
+    page = browser.follow(browser.get(authorize_url("webapp", challenge)))
+    assert 'name="otp"' in page.text and 'name="password"' not in page.text
+    back = browser.get(browser.submit(page, otp=code(secret, 1)).location)
+    params = query(back.location)
+    response = token_request(
+        browser.client,
+        {"grant_type": "authorization_code", "code": params["code"], "redirect_uri": RP, "code_verifier": verifier},
+        auth=("webapp", secret_rp),
+    )
+    _, claims = id_claims(browser, response.get_json()["id_token"])
+    assert claims["acr"] == "https://refeds.org/profile/mfa" and "otp" in claims["amr"]
+    # Now the session satisfies the client at once, and prompt=none works.
+    again = browser.get(authorize_url("webapp", challenge, prompt="none"))
+    assert "code" in query(again.location)
 
 
 def test_consent_is_asked_once_per_scope_set_and_revocable(logged_in, register):

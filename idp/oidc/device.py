@@ -22,6 +22,7 @@ from idp.oidc.tokens import Subject, new_grant_id, token_hash
 
 USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{8}$")
 MAX_CODE_TRIES = 10  # per browser per 15 minutes: user codes are short (RFC 8628 5.1)
+MAX_CODE_TRIES_PER_ADDRESS = 50  # per client address: a fresh browser cookie does not reset the count
 
 
 @dataclass
@@ -162,11 +163,14 @@ def device_page() -> ResponseReturnValue:
         consume_form_token(scope)
     except FormTokenError:
         return page("enter", 400, user_code=typed, error="form")
-    tries = op.ephemeral.incr(f"oidc:device-tries:{browser_id()}", 900)
+    throttled = (
+        op.ephemeral.incr(f"oidc:device-tries:{browser_id()}", 900) > MAX_CODE_TRIES
+        or op.ephemeral.incr(f"oidc:device-tries-addr:{request.remote_addr}", 900) > MAX_CODE_TRIES_PER_ADDRESS
+    )
     code = normalise_user_code(typed)
-    credential = DeviceStore(op.ephemeral).by_user_code(code) if code and tries <= MAX_CODE_TRIES else None
+    credential = DeviceStore(op.ephemeral).by_user_code(code) if code and not throttled else None
     if credential is None:
-        return page("enter", 400, user_code=typed, error="throttled" if tries > MAX_CODE_TRIES else "unknown")
+        return page("enter", 400, user_code=typed, error="throttled" if throttled else "unknown")
     client = op.clients.get(credential.client_id)
     decision = request.form.get("decision")
     if decision not in ("approve", "deny"):

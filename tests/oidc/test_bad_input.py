@@ -97,3 +97,17 @@ def test_device_page_with_junk_codes_is_refused_and_throttled(logged_in, confide
 def test_repeated_parameter_with_a_non_ascii_name_is_invalid_request(browser, confidential):
     response = browser.client.post("/oidc/token", data={"ü\"\\": ["1", "2"], "grant_type": "client_credentials"})
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+
+
+def test_device_code_guessing_is_throttled_per_address_across_browsers(app, person):
+    from tests.support.pages import Browser
+
+    statuses = []
+    for _ in range(6):
+        browser = Browser(app.test_client())
+        browser.login("mario.rossi", "Correct-Horse-9")
+        page = browser.get("/device")
+        for _ in range(10):
+            page = browser.submit(page, user_code="ZZZZ-ZZZZ")
+        statuses.append("Troppi tentativi" in page.text)
+    assert statuses[:5] == [False] * 5 and statuses[5] is True

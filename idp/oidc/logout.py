@@ -12,6 +12,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
@@ -129,53 +131,95 @@ def verify_id_token_hint(hint: str) -> dict | None:
     return claims if claims.get("iss") == provider().issuer else None
 
 
+class LogoutRefused(Exception):
+    """The logout request cannot be trusted; the person sees a page and is never redirected."""
+
+
 @bp.route("/oidc/logout", methods=["GET", "POST"])
 def end_session() -> ResponseReturnValue:
-    op = provider()
-    try:
-        check_query_parameters()
-    except Exception:  # noqa: BLE001 - any malformed input: no redirect, just the page
-        return render_template("oidc/logout.html", stage="invalid"), 400
+    """RP-Initiated Logout 1.0, section 2-3: each check refuses with a page, never a redirect."""
     values = request.values if request.method == "GET" else request.form
-    hint = values.get("id_token_hint")
-    claims = verify_id_token_hint(hint) if hint else None
-    if hint and claims is None:
+    try:
+        check_parameters()
+        claims = check_id_token_hint(values)
+        client = identify_client(values, claims)
+        target = check_post_logout_redirect_uri(values, client)
+        session = current_sso_session()
+        if needs_confirmation(values, claims, session):
+            return confirmation_page(values, client)
+    except LogoutRefused:
         return render_template("oidc/logout.html", stage="invalid"), 400
-    client_id = values.get("client_id") or (claims or {}).get("aud")
-    if isinstance(client_id, list):
-        client_id = client_id[0] if len(client_id) == 1 else None
-    client = op.clients.get(client_id) if client_id else None
-    if claims and values.get("client_id") and values.get("client_id") != claims.get("aud"):
-        return render_template("oidc/logout.html", stage="invalid"), 400
-    target = values.get("post_logout_redirect_uri")
-    # Only a URI registered exactly for the identified client: no open redirect.
-    if target and (client is None or target not in client.post_logout_redirect_uris):
-        return render_template("oidc/logout.html", stage="invalid"), 400
-    session = current_sso_session()
-    scope = f"oidc-logout:{browser_id()}"
-    if request.method == "POST" and values.get("confirm") == "yes":
-        try:
-            consume_form_token(scope)
-        except FormTokenError:
-            return render_template("oidc/logout.html", stage="invalid"), 400
-    elif session is not None and not (claims and claims.get("sid") == op.sid_for(session.id)):
-        # Not proven to come from an RP of this very session: ask the person first.
-        return render_template(
-            "oidc/logout.html", stage="confirm", client=client, csrf_token=issue_form_token(scope, 900),
-            hidden={k: v for k, v in values.items() if k in ("id_token_hint", "client_id",
-                                                           "post_logout_redirect_uri", "state")},
-        )
     if session is not None:
         end_sso_session(session.id)
     if target:
-        params = {"state": values["state"]} if values.get("state") else {}
-        from authlib.common.urls import add_params_to_uri
-
-        response = redirect(add_params_to_uri(target, list(params.items())), 303)
+        state = [("state", values["state"])] if values.get("state") else []
+        response = redirect(add_params_to_uri(target, state), 303)
     else:
         response = Response(render_template("oidc/logout.html", stage="done"))
     response.delete_cookie(SSO_COOKIE, path="/")
     return response
+
+
+def check_parameters() -> None:
+    try:
+        check_query_parameters()
+    except OAuth2Error as exc:
+        raise LogoutRefused() from exc
+
+
+def check_id_token_hint(values: Any) -> dict | None:
+    hint = values.get("id_token_hint")
+    if not hint:
+        return None
+    claims = verify_id_token_hint(hint)
+    if claims is None:
+        raise LogoutRefused()
+    return claims
+
+
+def identify_client(values: Any, claims: dict | None) -> Any:
+    """The client named by client_id, or the audience of the ID token; both must agree (section 2)."""
+    named = values.get("client_id")
+    audience = (claims or {}).get("aud")
+    if isinstance(audience, list):
+        audience = audience[0] if len(audience) == 1 else None
+    if named and claims is not None and named != audience:
+        raise LogoutRefused()
+    client_id = named or audience
+    return provider().clients.get(client_id) if client_id else None
+
+
+def check_post_logout_redirect_uri(values: Any, client: Any) -> str | None:
+    # Section 3: only a URI registered for the identified client, compared exactly (no open redirect).
+    target = values.get("post_logout_redirect_uri")
+    if target and (client is None or target not in client.post_logout_redirect_uris):
+        raise LogoutRefused()
+    return target
+
+
+def needs_confirmation(values: Any, claims: dict | None, session: Any) -> bool:
+    """Ask the person unless the request proves it comes from an RP of this very session
+    (section 2: a logout the person did not ask for is a nuisance attack)."""
+    if request.method == "POST" and values.get("confirm") == "yes":
+        try:
+            consume_form_token(f"oidc-logout:{browser_id()}")
+        except FormTokenError as exc:
+            raise LogoutRefused() from exc
+        return False
+    if session is None:
+        return False
+    return not (claims and claims.get("sid") == provider().sid_for(session.id))
+
+
+def confirmation_page(values: Any, client: Any) -> ResponseReturnValue:
+    kept = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
+    return render_template(
+        "oidc/logout.html",
+        stage="confirm",
+        client=client,
+        csrf_token=issue_form_token(f"oidc-logout:{browser_id()}", 900),
+        hidden={name: value for name, value in values.items() if name in kept},
+    )
 
 
 def end_sso_session(sso_session_id: str) -> None:

@@ -428,3 +428,9 @@ def test_logout_without_proof_of_the_rp_asks_before_ending_the_session(logged_in
     done = logged_in.post("/oidc/logout", {"csrf_token": page.token, "confirm": "yes"})
     assert done.status == 200
     assert logged_in.get("/account").status == 303
+
+
+def test_prompt_consent_asks_even_a_first_party_client(logged_in, confidential):
+    _, challenge = pkce()
+    page = logged_in.get(authorize_url("webapp", challenge, prompt="consent"))
+    assert page.status == 200 and 'name="decision"' in page.text

@@ -15,6 +15,7 @@ from idp.accounts.identifiers import InvalidInput
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
 from idp.keys import KeyRing, KeysMissing, init_keys
+from idp.oidc.cli import clients
 from idp.settings import Settings, SettingsError, load_settings
 from idp.store.db import Database, DatabaseUnavailable
 from idp.store.ephemeral import EphemeralUnavailable
@@ -62,6 +63,9 @@ pass_ctx = click.make_pass_decorator(Context)
 def cli(click_ctx: click.Context, home: str | None) -> None:
     """Varco, the university identity provider."""
     click_ctx.obj = Context(home)
+
+
+cli.add_command(clients)  # `varco clients ...` (idp/oidc/cli.py)
 
 
 def main() -> None:
@@ -377,11 +381,6 @@ def users_set_personal_email(ctx: Context, username: str, email: str) -> None:
     """Set the personal e-mail used for password reset and 2FA deactivation (seed 001)."""
     account = ctx.services.accounts.set_personal_email(username, email, actor="cli")
     click.echo(f"{account.username}: personal e-mail set")
-
-
-from idp.oidc.cli import clients  # noqa: E402  (after `cli`, which the OIDC commands import)
-
-cli.add_command(clients)
 
 
 if __name__ == "__main__":

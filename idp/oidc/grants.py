@@ -183,7 +183,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token = op.tokens.find_refresh_token(refresh_token)
         if token is None or token.is_revoked() or token.is_expired():
             return None
-        if token.used or not op.tokens.mark_refresh_token_used(token.token_hash):
+        if token.used:
+            # RFC 9700 4.14.2: a used refresh token presented again revokes the whole family.
             op.tokens.revoke_grant(token.grant.id, "refresh token reused")
             return None
         account = op.services.accounts.get(token.grant.account_id)
@@ -200,10 +201,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             auth_time=grant.auth_time,
             acr=grant.acr,
             amr=list(grant.amr or []),
+            rotates=refresh_token.token_hash,  # used up atomically with the new token's issuance
         )
 
     def revoke_old_credential(self, refresh_token: Any) -> None:
-        pass  # marked used before the new pair was issued (authenticate_refresh_token)
+        pass  # used up in the same transaction that stored its successor (TokenService)
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

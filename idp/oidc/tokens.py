@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwt
@@ -31,6 +32,10 @@ from idp.ops.audit import record
 from idp.store.models import utcnow
 
 OPAQUE_PREFIX = b"vat1."
+
+
+class RefreshTokenReused(Exception):
+    pass
 
 
 def token_hash(value: str) -> str:
@@ -50,6 +55,8 @@ class Subject:
     new_grant: bool = False
     # The client the tokens are being issued to (set by the token grant).
     client: Any = field(default=None, repr=False)
+    # The hash of the refresh token this issuance replaces (refresh_token grant).
+    rotates: str | None = None
 
     def get_user_id(self) -> str:
         return self.account_id
@@ -140,28 +147,43 @@ class TokenService:
         scope = scope or ""
         ttl = CLIENT_CREDENTIALS_TTL if user is None else ACCESS_TOKEN_TTL
         token: dict[str, Any] = {"token_type": "Bearer", "expires_in": ttl, "scope": scope}
-        if user is not None and user.new_grant:
-            self.create_grant(client.client_id, user, scope)
-            user.new_grant = False
         token["access_token"] = self.issue_access_token(client, user, scope, ttl)
-        if user is not None and include_refresh_token:
-            token["refresh_token"] = self.issue_refresh_token(user.grant_id, scope)
+        if user is not None:
+            refresh = secrets.token_urlsafe(32) if include_refresh_token else None
+            self.store_user_tokens(client.client_id, user, scope, refresh)
+            if refresh:
+                token["refresh_token"] = refresh
         return token
 
-    def create_grant(self, client_id: str, user: Subject, scope: str) -> None:
-        with self.db.session() as session:
-            session.add(
-                OidcGrant(
-                    id=user.grant_id,
-                    client_id=client_id,
-                    account_id=user.account_id,
-                    scope=scope,
-                    sid=user.sid,
-                    auth_time=user.auth_time,
-                    acr=user.acr,
-                    amr=list(user.amr),
-                )
-            )
+    def store_user_tokens(self, client_id: str, user: Subject, scope: str, refresh: str | None) -> None:
+        """One transaction: use up the presented refresh token, record a new grant, store the new
+        refresh token. Nothing is handed out unless all of it is durable."""
+        try:
+            with self.db.session() as session:
+                if user.rotates:
+                    # RFC 9700 4.14.2: the conditional update lets exactly one request rotate a token.
+                    used = session.execute(
+                        update(OidcRefreshToken)
+                        .where(OidcRefreshToken.token_hash == user.rotates, OidcRefreshToken.used_at.is_(None))
+                        .values(used_at=utcnow())
+                    )
+                    if used.rowcount != 1:
+                        raise RefreshTokenReused()
+                if user.new_grant:
+                    session.add(OidcGrant(
+                        id=user.grant_id, client_id=client_id, account_id=user.account_id, scope=scope,
+                        sid=user.sid, auth_time=user.auth_time, acr=user.acr, amr=list(user.amr),
+                    ))
+                    session.flush()
+                if refresh:
+                    session.add(OidcRefreshToken(
+                        token_hash=token_hash(refresh), grant_id=user.grant_id, scope=scope,
+                        expires_at=utcnow() + timedelta(seconds=REFRESH_TOKEN_TTL),
+                    ))
+        except RefreshTokenReused:
+            self.revoke_grant(user.grant_id, "refresh token reused")
+            raise InvalidGrantError() from None
+        user.new_grant = False
 
     def issue_access_token(self, client: Any, user: Subject | None, scope: str, ttl: int) -> str:
         now = int(time.time())
@@ -208,19 +230,6 @@ class TokenService:
                 claims["acr"] = user.acr
         header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
         return jwt.encode(header, claims, jwk, algorithms=[key.alg])
-
-    def issue_refresh_token(self, grant_id: str, scope: str) -> str:
-        value = secrets.token_urlsafe(32)
-        with self.db.session() as session:
-            session.add(
-                OidcRefreshToken(
-                    token_hash=token_hash(value),
-                    grant_id=grant_id,
-                    scope=scope,
-                    expires_at=utcnow() + timedelta(seconds=REFRESH_TOKEN_TTL),
-                )
-            )
-        return value
 
     # --- finding --------------------------------------------------------------------------
     def find_access_token(self, value: str) -> AccessToken | None:
@@ -287,17 +296,7 @@ class TokenService:
             expires = int(row.expires_at.timestamp())
             return RefreshToken(row.token_hash, grant, row.scope, expires, used=row.used_at is not None)
 
-    # --- rotating and revoking -----------------------------------------------------------
-    def mark_refresh_token_used(self, hashed: str) -> bool:
-        """True for the one caller that uses the token; False if it had been used already."""
-        with self.db.session() as session:
-            result = session.execute(
-                update(OidcRefreshToken)
-                .where(OidcRefreshToken.token_hash == hashed, OidcRefreshToken.used_at.is_(None))
-                .values(used_at=utcnow())
-            )
-            return result.rowcount == 1
-
+    # --- revoking --------------------------------------------------------------------------
     def revoke_grant(self, grant_id: str, reason: str) -> None:
         # The marker first: access tokens stop working even if the database write fails.
         self.ephemeral.set(f"oidc:revoked-grant:{grant_id}", reason, max(ACCESS_TOKEN_TTL, 3600) + 60)

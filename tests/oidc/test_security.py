@@ -275,3 +275,24 @@ def test_hs256_assertion_keyed_with_the_public_key_is_refused(browser, register)
     mac = hmac.new(rsa.as_pem(private=False), signing_input.encode(), hashlib.sha256).digest()
     response = cc(browser.client, signing_input + "." + b64(mac))
     assert response.get_json()["error"] == "invalid_client"
+
+
+def test_concurrent_uses_of_one_refresh_token_rotate_it_at_most_once(logged_in, confidential, app):
+    import threading
+
+    _, secret = confidential
+    verifier, challenge = pkce()
+    code = get_code(logged_in, challenge)["code"]
+    first = exchange(logged_in.client, code, verifier, secret).get_json()
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    statuses: list[int] = []
+
+    def use() -> None:
+        statuses.append(token_request(app.test_client(), data, auth=("webapp", secret)).status_code)
+
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(200) == 1 and statuses.count(400) == 5

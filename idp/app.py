@@ -102,6 +102,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.extensions["varco_upstream_return"] = strong_login_returned
     app.register_blueprint(health_bp)
+    import idp.oidc
+
+    idp.oidc.init_app(app)
     register_error_pages(app)
     init_saml(app)
 

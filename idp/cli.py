@@ -15,6 +15,7 @@ from idp.accounts.identifiers import InvalidInput
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
 from idp.keys import KeyRing, KeysMissing, init_keys
+from idp.oidc.cli import clients
 from idp.saml.cli import sps
 from idp.settings import Settings, SettingsError, load_settings
 from idp.store.db import Database, DatabaseUnavailable
@@ -65,7 +66,8 @@ def cli(click_ctx: click.Context, home: str | None) -> None:
     click_ctx.obj = Context(home)
 
 
-cli.add_command(sps)
+cli.add_command(clients)  # `varco clients ...` (idp/oidc/cli.py)
+cli.add_command(sps)  # `varco sps ...` (idp/saml/cli.py)
 
 
 def main() -> None:

@@ -1,0 +1,344 @@
+"""The client registry: one service for the CLI, `config/clients/*.toml` and the endpoints.
+
+Client secrets are generated with 256 bits of entropy and stored as their SHA-256 (a slow hash adds
+nothing to a secret nobody can guess); they are compared in constant time.
+
+`config/clients/<name>.toml` registers (or updates) one client at start; the keys are the fields of
+`NewClient`, and a secret is given only as its hash (`varco clients add` prints it once):
+
+    client_id = "lms"
+    name = "Learning platform"
+    redirect_uris = ["https://lms.uni.example.it/oidc/callback"]
+    post_logout_redirect_uris = ["https://lms.uni.example.it/"]
+    backchannel_logout_uri = "https://lms.uni.example.it/oidc/backchannel"
+    grant_types = ["authorization_code", "refresh_token"]
+    scopes = ["openid", "profile", "email", "eduperson"]
+    secret_sha256 = "<hex sha256 of the client secret>"
+    first_party = true                 # no consent page
+    # require_mfa, require_pkce (true), allow_fiscal_number, public, token_endpoint_auth_method,
+    # jwks (private_key_jwt), id_token_signed_response_alg (RS256 | ES256),
+    # access_token_format (opaque | jwt), subject_type (public | pairwise), sector_identifier
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from idp.oidc.config import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    SCOPES,
+    SIGNING_ALGS,
+)
+from idp.oidc.models import OidcClientRecord
+from idp.ops.audit import record
+from idp.store.db import Database
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class ClientError(Exception):
+    """A client registration is invalid; `field` names the offending setting."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class ClientNotFound(Exception):
+    pass
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: str
+    redirect_uris: tuple[str, ...] = ()
+    name: str = ""
+    public: bool = False
+    secret: str | None = None
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    scopes: tuple[str, ...] = ("openid", "profile", "email", "offline_access")
+    token_endpoint_auth_method: str | None = None
+    jwks: dict | None = None
+    first_party: bool = False
+    require_mfa: bool = False
+    require_pkce: bool = True
+    allow_fiscal_number: bool = False
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105
+    access_token_format: str = "opaque"  # noqa: S105
+    subject_type: str = "public"
+    sector_identifier: str | None = None
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered client as Authlib sees it (ClientMixin), immutable and cacheable."""
+
+    client_id: str
+    name: str
+    secret_hash: str | None
+    public: bool
+    first_party: bool
+    token_endpoint_auth_method: str
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    jwks: dict | None
+    id_token_signed_response_alg: str
+    access_token_format: str
+    subject_type: str
+    sector_identifier: str | None
+    require_mfa: bool
+    require_pkce: bool
+    allow_fiscal_number: bool
+    backchannel_logout_uri: str | None
+    source: str = "cli"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_record(cls, row: OidcClientRecord) -> Client:
+        values = {f.name: getattr(row, f.name) for f in fields(cls) if f.name != "extra"}
+        for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes"):
+            values[name] = tuple(values[name] or ())
+        return cls(**values)
+
+    # --- authlib ClientMixin ------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # OIDC Core 3.1.2.1: redirect_uri is required; never guess one.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        return " ".join(s for s in scope.split() if s in self.scopes)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # RFC 9700 2.1 / OIDC Core 3.1.2.1: exact string comparison, nothing else.
+        return any(hmac.compare_digest(redirect_uri.encode(), uri.encode()) for uri in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(hash_secret(client_secret), self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    @property
+    def sector(self) -> str:
+        """Pairwise subjects are computed per sector: the configured one, or the redirect URIs' host."""
+        if self.sector_identifier:
+            return self.sector_identifier
+        hosts = sorted({urlsplit(uri).hostname or "" for uri in self.redirect_uris})
+        return hosts[0] if hosts else self.client_id
+
+
+def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -> None:
+    parts = urlsplit(uri)
+    if len(uri) > 2000:
+        raise ClientError(field_name, "longer than 2000 characters")
+    if parts.fragment or "#" in uri:
+        raise ClientError(field_name, f"{uri!r} must not contain a fragment")  # RFC 6749 3.1.2
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in {"localhost", "127.0.0.1", "::1"}:
+        return  # RFC 8252 7.3 loopback
+    if allow_custom_scheme and parts.scheme and "." in parts.scheme:
+        return  # RFC 8252 7.1 private-use scheme (reverse domain name)
+    raise ClientError(field_name, f"{uri!r} must be https (or http on localhost)")
+
+
+def validated(new: NewClient) -> dict[str, Any]:
+    if not CLIENT_ID.match(new.client_id or ""):
+        raise ClientError("client_id", "1-128 characters from letters, digits and . _ : -")
+    for grant in new.grant_types:
+        if grant not in GRANT_TYPES:
+            raise ClientError("grant_type", f"unknown grant type {grant!r}; known: {', '.join(GRANT_TYPES)}")
+    for scope in new.scopes:
+        if scope not in SCOPES:
+            raise ClientError("scope", f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+    if "authorization_code" in new.grant_types and not new.redirect_uris:
+        raise ClientError("redirect_uri", "at least one is required for the authorization_code grant")
+    for uri in new.redirect_uris:
+        validate_uri("redirect_uri", uri, allow_custom_scheme=new.public)
+    for uri in new.post_logout_redirect_uris:
+        validate_uri("post_logout_redirect_uri", uri, allow_custom_scheme=new.public)
+    if new.backchannel_logout_uri:
+        validate_uri("backchannel_logout_uri", new.backchannel_logout_uri)
+    method = new.token_endpoint_auth_method or (
+        "none" if new.public else "private_key_jwt" if new.jwks else "client_secret_basic"
+    )
+    if method not in AUTH_METHODS:
+        raise ClientError("token_endpoint_auth_method", f"one of {', '.join(AUTH_METHODS)}")
+    if new.public and method != "none":
+        raise ClientError("public", "public clients authenticate with 'none' (and PKCE)")
+    if new.public and "client_credentials" in new.grant_types:
+        raise ClientError("grant_type", "client_credentials needs a confidential client")
+    if method == "none" and not new.public:
+        raise ClientError("token_endpoint_auth_method", "'none' is only for public clients")
+    if method == "private_key_jwt" and not (new.jwks and new.jwks.get("keys")):
+        raise ClientError("jwks", "private_key_jwt needs the client's public keys (a JWK set)")
+    if new.public and new.secret:
+        raise ClientError("secret", "public clients have no secret")
+    if new.id_token_signed_response_alg not in SIGNING_ALGS:
+        raise ClientError("id_token_signed_response_alg", f"one of {', '.join(SIGNING_ALGS)}")
+    if new.access_token_format not in ("opaque", "jwt"):
+        raise ClientError("access_token_format", "opaque or jwt")
+    if new.subject_type not in ("public", "pairwise"):
+        raise ClientError("subject_type", "public or pairwise")
+    if new.secret is not None and len(new.secret) < 32:
+        raise ClientError("secret", "at least 32 characters (or let Varco generate one)")
+    return {
+        "client_id": new.client_id,
+        "name": new.name or new.client_id,
+        "public": new.public,
+        "first_party": new.first_party,
+        "token_endpoint_auth_method": method,
+        "redirect_uris": list(new.redirect_uris),
+        "post_logout_redirect_uris": list(new.post_logout_redirect_uris),
+        "grant_types": list(dict.fromkeys(new.grant_types)),
+        "scopes": list(dict.fromkeys(new.scopes)),
+        "jwks": new.jwks,
+        "id_token_signed_response_alg": new.id_token_signed_response_alg,
+        "access_token_format": new.access_token_format,
+        "subject_type": new.subject_type,
+        "sector_identifier": new.sector_identifier,
+        "require_mfa": new.require_mfa,
+        "require_pkce": True if new.public else new.require_pkce,
+        "allow_fiscal_number": new.allow_fiscal_number,
+        "backchannel_logout_uri": new.backchannel_logout_uri,
+    }
+
+
+class ClientRegistry:
+    # Endpoints look clients up on every request; a short in-process cache keeps that off the
+    # database. Changes from another process (the CLI) apply within this many seconds.
+    CACHE_SECONDS = 5.0
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[str, tuple[float, Client | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, client_id: str | None) -> Client | None:
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            return None  # never registered, and never sent to the database as is
+        now = time.monotonic()
+        hit = self._cache.get(client_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        with self.db.session() as session:
+            row = session.get(OidcClientRecord, client_id)
+            client = Client.from_record(row) if row else None
+        with self._lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[client_id] = (now + self.CACHE_SECONDS, client)
+        return client
+
+    def require(self, client_id: str) -> Client:
+        client = self.get(client_id)
+        if client is None:
+            raise ClientNotFound(client_id)
+        return client
+
+    def list(self) -> builtins.list[Client]:
+        with self.db.session() as session:
+            rows = session.scalars(select(OidcClientRecord).order_by(OidcClientRecord.client_id)).all()
+            return [Client.from_record(row) for row in rows]
+
+    def add(self, new: NewClient, source: str = "cli", replace: bool = False) -> tuple[Client, str | None]:
+        """Register a client; returns it and the generated secret (shown once), if one was generated."""
+        values = validated(new)
+        generated = None
+        secret = new.secret
+        if values["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post") and not secret:
+            secret = generated = secrets.token_urlsafe(32)
+        values["secret_hash"] = hash_secret(secret) if secret else None
+        with self.db.session() as session:
+            row = session.get(OidcClientRecord, new.client_id)
+            if row is not None and not replace:
+                raise ClientError("client_id", f"{new.client_id!r} is already registered")
+            if row is None:
+                row = OidcClientRecord(source=source, **values)
+                session.add(row)
+            else:
+                if not secret and row.secret_hash and values["token_endpoint_auth_method"].startswith("client_secret"):
+                    values["secret_hash"] = row.secret_hash
+                    generated = None
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.source = source
+            session.flush()
+            client = Client.from_record(row)
+            record(session, "oidc.client.registered", source, None, {"client_id": client.client_id})
+        self._cache.pop(new.client_id, None)
+        return client, generated
+
+    def remove(self, client_id: str) -> None:
+        with self.db.session() as session:
+            row = session.get(OidcClientRecord, client_id)
+            if row is None:
+                raise ClientNotFound(client_id)
+            session.delete(row)
+            record(session, "oidc.client.removed", "cli", None, {"client_id": client_id})
+        self._cache.pop(client_id, None)
+
+    def load_directory(self, directory: Path) -> builtins.list[str]:
+        """Register or update every client in `config/clients/*.toml`; secrets come as `secret_sha256`."""
+        loaded = []
+        for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ClientError(str(path), f"not valid TOML ({exc})") from exc
+            secret_sha256 = data.pop("secret_sha256", None)
+            known = {f.name for f in fields(NewClient)}
+            unknown = set(data) - known
+            if unknown:
+                raise ClientError(str(path), f"unknown settings {', '.join(sorted(unknown))}")
+            for key in ("redirect_uris", "grant_types", "scopes", "post_logout_redirect_uris"):
+                if key in data:
+                    data[key] = tuple(data[key])
+            try:
+                client, _ = self.add(NewClient(**data), source="file", replace=True)
+            except ClientError as exc:
+                raise ClientError(f"{path}: {exc.field}", exc.message) from exc
+            if secret_sha256:
+                with self.db.session() as session:
+                    row = session.get(OidcClientRecord, client.client_id)
+                    assert row is not None
+                    row.secret_hash = secret_sha256.lower()
+                self._cache.pop(client.client_id, None)
+            loaded.append(client.client_id)
+        return loaded

@@ -1,0 +1,101 @@
+"""`varco clients ...` and `config/clients/*.toml`, through the real command and stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from idp.app import create_app
+from idp.cli import cli
+from idp.oidc.clients import hash_secret
+
+
+@pytest.fixture
+def run(settings, monkeypatch):
+    monkeypatch.setenv("VARCO_HOME", str(settings.home))
+    monkeypatch.setenv("VARCO_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VARCO_KEYS_DIR", str(settings.keys_dir))
+    monkeypatch.setenv("VARCO_REDIS_PREFIX", settings.redis.prefix)
+    if settings.redis.url:
+        monkeypatch.setenv("VARCO_REDIS_URL", settings.redis.url)
+    else:
+        monkeypatch.delenv("VARCO_REDIS_URL", raising=False)
+
+    def invoke(*args: str, stdin: str | None = None):
+        return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+    return invoke
+
+
+def test_add_prints_a_generated_secret_once_and_stores_only_its_hash(run, settings):
+    result = run("clients", "add", "lms", "--redirect-uri", "https://lms.uni.example.it/cb", "--json")
+    assert result.exit_code == 0, result.output
+    secret = json.loads(result.stdout)["client_secret"]
+    assert len(secret) >= 43
+    shown = json.loads(run("clients", "show", "lms", "--json").stdout)
+    assert "client_secret" not in shown and shown["token_endpoint_auth_method"] == "client_secret_basic"
+    app = create_app(settings)
+    client = app.extensions["varco_oidc"].clients.get("lms")
+    assert client.secret_hash == hash_secret(secret) and client.check_client_secret(secret)
+    app.extensions["varco"].db.dispose()
+
+
+def test_add_reads_the_secret_from_stdin_and_accepts_every_documented_option(run):
+    result = run(
+        "clients", "add", "webmail", "--redirect-uri", "https://mail.uni.example.it/cb", "--secret-stdin",
+        "--grant-type", "authorization_code", "--grant-type", "refresh_token", "--scope", "openid",
+        "--scope", "email", "--require-mfa", "--post-logout-redirect-uri", "https://mail.uni.example.it/",
+        "--backchannel-logout-uri", "https://mail.uni.example.it/bc", "--json", stdin="s" * 40 + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "client_secret" not in json.loads(result.stdout)
+    shown = json.loads(run("clients", "show", "webmail", "--json").stdout)
+    assert shown["require_mfa"] is True and shown["scopes"] == ["openid", "email"]
+
+
+def test_public_client_gets_no_secret(run):
+    result = run("clients", "add", "app", "--redirect-uri", "it.uni.app:/cb", "--public", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "client_secret" not in data and data["token_endpoint_auth_method"] == "none"
+
+
+def test_bad_input_exits_2_naming_the_argument(run):
+    result = run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb#frag")
+    assert result.exit_code == 2 and "--redirect-uri" in result.output
+    result = run("clients", "add", "lms", "--redirect-uri", "http://lms.example/cb")
+    assert result.exit_code == 2 and "--redirect-uri" in result.output
+    result = run("clients", "add", "bad id!", "--redirect-uri", "https://lms.example/cb")
+    assert result.exit_code == 2 and "CLIENT_ID" in result.output
+    result = run("clients", "add", "lms")
+    assert result.exit_code == 2 and "--redirect-uri" in result.output
+
+
+def test_duplicate_and_missing_clients_fail_with_exit_1(run):
+    assert run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb").exit_code == 0
+    assert run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb").exit_code == 1
+    assert run("clients", "show", "nobody").exit_code == 1
+    assert run("clients", "remove", "nobody").exit_code == 1
+
+
+def test_list_and_remove(run):
+    run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb")
+    listed = json.loads(run("clients", "list", "--json").stdout)
+    assert [c["client_id"] for c in listed] == ["lms"]
+    assert run("clients", "remove", "lms").exit_code == 0
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+def test_clients_in_config_files_are_loaded_at_start(settings):
+    directory = settings.home / "config" / "clients"
+    directory.mkdir(parents=True)
+    (directory / "portal.toml").write_text(
+        'client_id = "portal"\nname = "Student portal"\nredirect_uris = ["https://portal.uni.example.it/cb"]\n'
+        f'secret_sha256 = "{hash_secret("x" * 40)}"\nfirst_party = true\n'
+    )
+    app = create_app(settings)
+    client = app.extensions["varco_oidc"].clients.get("portal")
+    assert client.name == "Student portal" and client.source == "file" and client.check_client_secret("x" * 40)
+    app.extensions["varco"].db.dispose()

@@ -24,7 +24,11 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) system-deps lint
+tests/oidc/node/node_modules: tests/oidc/node/package-lock.json
+	npm ci --prefix tests/oidc/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) system-deps lint tests/oidc/node/node_modules
 	$(BIN)/pytest
 
 translations: $(STAMP)

@@ -25,8 +25,8 @@ BYE = "http://127.0.0.1:9/bye"
 
 @pytest.fixture(scope="session")
 def node_rp() -> Path:
-    if shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the openid-client relying party")
+    # scripts/system-deps.sh installs node and npm; without them this must fail, not pass quietly.
+    assert shutil.which("npm") is not None, "node and npm are needed for the openid-client relying party"
     if not (NODE_DIR / "node_modules" / "openid-client").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True)
     return NODE_DIR / "rp.mjs"

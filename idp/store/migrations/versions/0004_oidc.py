@@ -1,14 +1,14 @@
 """oidc clients, grants, refresh tokens, consents
 
-Revision ID: 0002oidc
-Revises: 0002mfa
+Revision ID: 0004oidc
+Revises: 0003saml
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002oidc'
-down_revision = '0002mfa'
+revision = '0004oidc'
+down_revision = '0003saml'
 branch_labels = None
 depends_on = None
 

@@ -434,3 +434,29 @@ def test_prompt_consent_asks_even_a_first_party_client(logged_in, confidential):
     _, challenge = pkce()
     page = logged_in.get(authorize_url("webapp", challenge, prompt="consent"))
     assert page.status == 200 and 'name="decision"' in page.text
+
+
+@pytest.mark.mfa_policy
+def test_a_login_abandoned_at_the_second_factor_yields_no_code_and_no_token(app, make_account, register):
+    from tests.support.mfa import enrolled
+    from tests.support.pages import Browser
+
+    enrolled(app, make_account, citizenship="FR")  # from now on the account's own rule demands 2FA
+    _, secret_rp = register("webapp", require_mfa=True)
+    verifier, challenge = pkce()
+    browser = Browser(app.test_client())
+    login_page = browser.follow(browser.get(authorize_url("webapp", challenge)))
+    otp_page = browser.follow(browser.submit(login_page, username="mario.rossi", password="Correct-Horse-9"))
+    assert 'name="otp"' in otp_page.text
+    flow_id = query(otp_page.action)["flow"]
+    # The person walks away. Whatever the RP or an attacker now tries, nothing was issued:
+    resumed = browser.get(f"/oidc/authorize/resume?flow={flow_id}")
+    assert "code=" not in (resumed.location or "")
+    assert browser.client.get_cookie("varco_sso") is None
+    response = token_request(
+        browser.client,
+        {"grant_type": "authorization_code", "code": flow_id, "redirect_uri": RP, "code_verifier": verifier},
+        auth=("webapp", secret_rp),
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_grant"

@@ -229,3 +229,18 @@ def test_login_page_names_the_service_from_its_metadata(app, browser, sp_keys):
     page = browser.follow(browser.get(f"/saml/sso/redirect?SAMLRequest={quote(encoded, safe='')}"))
 
     assert 'name="password"' in page.text and "Moodle di Ateneo" in page.text
+
+
+@pytest.mark.mfa_policy
+def test_a_login_abandoned_at_the_second_factor_yields_no_assertion(app, browser, web_idp, sp_keys, make_account):
+    enrolled(app, make_account)  # from now on the account's own rule demands 2FA
+    peer = onelogin_sp(app, web_idp, sp_keys, require_mfa=True)
+    _, query = peer.redirect_authn_request()
+    login_page = browser.follow(browser.get(f"/saml/sso/redirect?{query}"))
+    otp_page = browser.follow(browser.submit(login_page, username="mario.rossi", password=PASSWORD))
+    assert 'name="otp"' in otp_page.text
+    flow_id = otp_page.action.split("flow=", 1)[1]
+    resumed = browser.get(f"/saml/sso/resume?flow={flow_id}")
+    assert "SAMLResponse" not in resumed.text
+    assert resumed.status < 500
+    assert browser.client.get_cookie("varco_sso") is None

@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
-    parser.add_argument("--threads", type=int, default=4, help="threads of the one gunicorn worker (gthread)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the one gunicorn worker (gthread)")
     parser.add_argument("--embedded", action="store_true", help="SQLite + SQL-backed ephemeral store")
     args = parser.parse_args()
     cpus = os.sched_getaffinity(0)
@@ -214,7 +214,10 @@ def main() -> None:
         for _ in range(args.rounds):
             logins, elapsed = run_clients(port, args.seconds / args.rounds, args.clients)
             threads = args.threads if args.worker_class == "gthread" else 1
-            rounds.append((logins / elapsed, argon2_rate(min(args.seconds / args.rounds, 3.0), threads), logins))
+            slice_seconds = min(args.seconds / args.rounds, 3.0)
+            rounds.append(
+                (logins / elapsed, argon2_rate(slice_seconds, 1), argon2_rate(slice_seconds, threads), logins)
+            )
     finally:
         server.terminate()
         server.wait(10)
@@ -225,17 +228,21 @@ def main() -> None:
     stores = "SQLite + SQL ephemeral" if args.embedded else "PostgreSQL + Redis"
     worker = f"{args.worker_class}, {args.threads} threads" if args.worker_class == "gthread" else "sync"
     print(f"stores: {stores}; gunicorn 1 worker ({worker}) on CPU 0; {args.clients} client threads on CPU 1")
-    for index, (logins_per_s, hashes, count) in enumerate(rounds, 1):
+    for index, (logins_per_s, hashes, hashes_threaded, count) in enumerate(rounds, 1):
         print(
-            f"round {index}: {logins_per_s:7.1f} logins/s ({count} logins)   {hashes:7.1f} argon2id/s   "
-            f"ratio {logins_per_s / hashes:.3f}"
+            f"round {index}: {logins_per_s:7.1f} logins/s ({count} logins)   {hashes:7.1f} argon2id/s on one thread "
+            f"({hashes_threaded:.1f}/s from {threads} threads)   ratio {logins_per_s / hashes:.3f}"
         )
     logins_per_s = statistics.median(r[0] for r in rounds)
     hashes = statistics.median(r[1] for r in rounds)
+    hashes_threaded = statistics.median(r[2] for r in rounds)
     ratio = statistics.median(r[0] / r[1] for r in rounds)
     print(f"password logins/s (GET /login + POST, HTTP), median: {logins_per_s:8.1f}")
-    print(f"raw argon2id verifications/s (same params), median: {hashes:8.1f}")
-    print(f"ratio logins/hashes, median of rounds: {ratio:.3f}  (target >= 0.85)")
+    print(f"raw argon2id verifications/s (same params), one thread, median: {hashes:8.1f}")
+    print(f"raw argon2id verifications/s from {threads} threads on the same core, median: {hashes_threaded:8.1f}")
+    # The core's best hash rate (one thread) is the baseline: threads on one core only add cache misses.
+    print(f"ratio logins/hashes (one-thread baseline), median of rounds: {ratio:.3f}  (target >= 0.85)")
+    print(f"ratio against the {threads}-thread hash rate: {logins_per_s / hashes_threaded:.3f}")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,11 @@ def prepare(home: Path, embedded: bool) -> tuple[dict[str, str], str | None]:
 
     init_keys(home / "keys")
     # The person logs in with a password alone: this measures OIDC, not the second factor.
-    env = {"VARCO_HOME": str(home), "VARCO_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
-           "VARCO_MFA_REQUIRED_POPULATIONS": ""}
+    env = {
+        "VARCO_HOME": str(home),
+        "VARCO_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
+        "VARCO_MFA_REQUIRED_POPULATIONS": "",
+    }
     schema = None
     if not embedded:
         schema = f"varco_bench_{secrets.token_hex(4)}"
@@ -113,11 +116,26 @@ def drop_schema(schema: str) -> None:
 
 def start_varco(env: dict[str, str], port: int, threads: int, worker_class: str) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = ["taskset", "-c", "0", str(gunicorn), "--workers", "1", "--worker-class", worker_class,
-               "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-               "--keep-alive", "30", "idp.app:create_app()"]
-    server = subprocess.Popen(command, env={**os.environ, **env, "VARCO_ISSUER": f"http://127.0.0.1:{port}"},
-                              cwd=ROOT)
+    command = [
+        "taskset",
+        "-c",
+        "0",
+        str(gunicorn),
+        "--workers",
+        "1",
+        "--worker-class",
+        worker_class,
+        "--threads",
+        str(threads),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--keep-alive",
+        "30",
+        "idp.app:create_app()",
+    ]
+    server = subprocess.Popen(command, env={**os.environ, **env, "VARCO_ISSUER": f"http://127.0.0.1:{port}"}, cwd=ROOT)
     wait_ready(port, "/readyz")
     return server
 
@@ -138,13 +156,20 @@ def wait_ready(port: int, path: str) -> None:
 def start_oidc_provider(port: int, workdir: Path) -> tuple[subprocess.Popen, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "package.json").write_text('{"private": true, "type": "module"}')
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "oidc-provider@^9"], cwd=workdir,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", "oidc-provider@^9"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
     version = json.loads((workdir / "node_modules" / "oidc-provider" / "package.json").read_text())["version"]
     (workdir / "server.mjs").write_text(OIDC_PROVIDER_JS)
-    server = subprocess.Popen(["taskset", "-c", "0", "node", "server.mjs", str(port)], cwd=workdir,
-                              env={**os.environ, "BENCH_SECRET": SECRET, "NODE_ENV": "production"},
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", "node", "server.mjs", str(port)],
+        cwd=workdir,
+        env={**os.environ, "BENCH_SECRET": SECRET, "NODE_ENV": "production"},
+        stdout=subprocess.DEVNULL,
+    )
     wait_ready(port, "/.well-known/openid-configuration")
     return server, version
 
@@ -241,16 +266,26 @@ def sso_cookie(port: int) -> str:
 def code_flow(conn: Connection, cookie: str) -> dict:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = urlencode({"response_type": "code", "client_id": "bench", "redirect_uri": REDIRECT,
-                       "scope": "openid profile email offline_access", "state": "s", "nonce": "n",
-                       "code_challenge": challenge, "code_challenge_method": "S256"})
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "bench",
+            "redirect_uri": REDIRECT,
+            "scope": "openid profile email offline_access",
+            "state": "s",
+            "nonce": "n",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     response, data = conn.request("GET", "/oidc/authorize?" + query, headers={"Cookie": cookie})
     location = response.getheader("Location") or ""
     if response.status != 302 or not location.startswith(REDIRECT):
         raise RuntimeError(f"authorize: {response.status} {location} {data[:200]!r}")
     code = parse_qs(urlsplit(location).query)["code"][0]
-    body = urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                      "code_verifier": verifier})
+    body = urlencode(
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    )
     response, data = conn.request("POST", "/oidc/token", body, {**FORM, **BASIC})
     if response.status != 200:
         raise RuntimeError(f"token: {response.status} {data[:200]!r}")
@@ -329,8 +364,10 @@ def main() -> None:
         if schema:
             drop_schema(schema)
     stores = "SQLite + SQL ephemeral" if args.embedded else "PostgreSQL + Redis"
-    print(f"servers on CPU 0 (one gunicorn worker / one node process), load on CPU 1, {args.clients} client "
-          f"threads, {args.seconds:.0f} s per measurement, Varco on {stores}")
+    print(
+        f"servers on CPU 0 (one gunicorn worker / one node process), load on CPU 1, {args.clients} client "
+        f"threads, {args.seconds:.0f} s per measurement, Varco on {stores}"
+    )
     for name, rate in results.items():
         print(f"  {name:<45} {rate:8.0f} /s")
     ours = results["varco client_credentials"]

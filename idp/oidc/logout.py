@@ -14,7 +14,7 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from flask import Blueprint, Response, redirect, render_template, request
+from flask import Blueprint, Response, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -153,7 +153,12 @@ def end_session() -> ResponseReturnValue:
         end_sso_session(session.id)
     if target:
         state = [("state", values["state"])] if values.get("state") else []
-        response = redirect(add_params_to_uri(target, state), 303)
+        destination = add_params_to_uri(target, state)
+        if g.get("varco_logout_frames"):
+            # SAML services of the session are signed out in frames of this page first (front-channel).
+            response = Response(render_template("oidc/logout.html", stage="done", continue_url=destination))
+        else:
+            response = redirect(destination, 303)
     else:
         response = Response(render_template("oidc/logout.html", stage="done"))
     response.delete_cookie(SSO_COOKIE, path="/")

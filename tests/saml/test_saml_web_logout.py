@@ -214,3 +214,36 @@ def test_sp_with_a_post_bound_slo_endpoint_gets_its_logout_response_posted(
     assert f"form-action {WIKI_SLS}" in response.headers["Content-Security-Policy"]
     assert wiki.accept_posted_logout_response(posted.saml_response) is not None
     assert not signed_in(browser)
+
+
+def test_logout_started_by_an_oidc_client_also_signs_out_of_saml_services(app, browser, lms):
+    from idp.oidc.clients import NewClient
+
+    sign_in_to_lms(browser, lms)
+    app.extensions["varco_oidc"].clients.add(
+        NewClient(
+            client_id="webmail",
+            name="Webmail",
+            redirect_uris=("https://mail.uni.example/cb",),
+            post_logout_redirect_uris=("https://mail.uni.example/bye",),
+        )
+    )
+    confirm = browser.get("/oidc/logout?client_id=webmail&post_logout_redirect_uri=https://mail.uni.example/bye")
+    assert confirm.status == 200
+    done = browser.client.post(
+        confirm.action,
+        data={
+            "csrf_token": confirm.token,
+            "confirm": "yes",
+            "client_id": "webmail",
+            "post_logout_redirect_uri": "https://mail.uni.example/bye",
+        },
+    )
+    text = done.get_data(as_text=True)
+    assert done.status_code == 200
+    (frame,) = frames(text)
+    assert 'content="3;url=https://mail.uni.example/bye"' in text
+    hop = browser.get(frame)
+    raw_query = urlsplit(hop.location).query
+    lms.accept_logout_request(raw_query, query_dict(raw_query))
+    assert browser.client.get_cookie(SSO_COOKIE) is None

@@ -291,10 +291,13 @@ def test_a_code_used_on_one_node_is_refused_on_another(settings, make_account, a
 
 @pytest.mark.parametrize(
     ("typed", "expected"),
-    [("12345a", "6-digit"), ("1234567890123", "6-digit"), ("9" * 100, "6-digit"), ("000000", "not valid")],
+    [("12345a", "6-digit"), ("1234567890123", "6-digit"), ("9" * 100, "6-digit"), ("000000", "not valid"),
+     ("expired", "not valid")],
 )
 def test_bad_codes_get_a_clear_message_and_are_counted(app, make_account, typed, expected):
     account, secret = enrolled_student(app, make_account)
+    if typed == "expired":
+        typed = code(secret, -3)  # a code from 90 seconds ago, outside the ±1 step window
     browser, page = login(app)
     lang = browser.get(page.action + "&lang=en")
     refused = browser.submit(lang, otp=typed)

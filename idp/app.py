@@ -134,7 +134,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         remember_locale(response)
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            # No form-action: browsers apply it to the redirects that follow a form, and a login form
+            # ends in a redirect to the relying service's own origin.
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

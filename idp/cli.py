@@ -160,12 +160,24 @@ def demo(ctx: Context, port: int, host: str, no_serve: bool) -> None:
         click.echo(line)
     if no_serve:
         return
-    from werkzeug.serving import run_simple
+    import threading
+
+    from werkzeug.serving import make_server, run_simple
 
     from idp.app import create_app
+    from idp.demo_services import create_demo_services, register_demo_clients
 
+    app = create_app(settings)
+    services_url = f"http://localhost:{port + 1}"
+    client_secrets = register_demo_clients(app.extensions["varco_oidc"].clients, services_url)
+    demo_services = make_server(
+        host, port + 1, create_demo_services(settings.server.issuer, services_url, client_secrets)
+    )
+    threading.Thread(target=demo_services.serve_forever, daemon=True).start()
     click.echo(f"\nVarco demo: http://{host}:{port}/login   (Ctrl-C to stop)")
-    run_simple(host, port, create_app(settings), threaded=True, use_reloader=False)
+    click.echo(f"Demo services signing in through Varco (OIDC): {services_url}/")
+    click.echo("Mock SPID/CIE/eIDAS: the buttons on the login page; SAML metadata: /saml/metadata")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 # --- keys ------------------------------------------------------------------------------------

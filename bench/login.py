@@ -17,7 +17,6 @@ import argparse
 import http.client
 import os
 import re
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -31,60 +30,23 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_URL = os.environ.get("VARCO_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("VARCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from bench.instance import create_instance, drop_schema, free_port  # noqa: E402
+
 TOKEN = re.compile(rb'name="csrf_token" value="([^"]+)"')
 ACTION = re.compile(rb'<form method="post" action="([^"]+)"')
 PASSWORD = "Quiet-Harbour-2026"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def prepare(home: Path, embedded: bool) -> tuple[dict[str, str], str | None]:
-    from sqlalchemy import create_engine, text
-
     from idp.accounts.service import NewAccount
-    from idp.app import build_services
-    from idp.keys import init_keys
-    from idp.settings import load_settings
-    from idp.store.db import Database
 
-    init_keys(home / "keys")
-    # Password logins only: the 2FA rules are switched off for the benchmark's accounts.
-    env = {
-        "VARCO_HOME": str(home),
-        "VARCO_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
-        "VARCO_MFA_REQUIRED_POPULATIONS": "",
-    }
-    schema = None
-    if not embedded:
-        schema = f"varco_bench_{secrets.token_hex(4)}"
-        with create_engine(PG_URL).begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        env["VARCO_DATABASE_URL"] = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        env["VARCO_REDIS_URL"] = REDIS_URL
-    settings = load_settings(home, environ=env)
-    Database(settings.database_url).upgrade()
-    services = build_services(settings)
+    env, schema, services = create_instance(home, embedded)
     for i in range(8):
         services.accounts.create(
             NewAccount(f"bench.user{i}", "Load", f"Tester{i}", f"bench.user{i}@uni.example.it"), PASSWORD
         )
     services.db.dispose()
     return env, schema
-
-
-def drop_schema(schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    with create_engine(PG_URL).begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 def one_login(port: int, user: str) -> None:

@@ -34,8 +34,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_URL = os.environ.get("VARCO_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("VARCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from bench.instance import create_instance, drop_schema, free_port  # noqa: E402
+
 PASSWORD = "Quiet-Harbour-2026"
 SECRET = "bench-secret-" + "x" * 40
 REDIRECT = "https://rp.bench.example/cb"
@@ -55,42 +55,12 @@ provider.listen(Number(port), '127.0.0.1', () => console.log('ready'))
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- Varco -------------------------------------------------------------------------------------
 def prepare(home: Path, embedded: bool) -> tuple[dict[str, str], str | None]:
-    from sqlalchemy import create_engine, text
-
     from idp.accounts.service import NewAccount
-    from idp.app import build_services
-    from idp.keys import init_keys
     from idp.oidc.clients import ClientRegistry, NewClient
-    from idp.settings import load_settings
-    from idp.store.db import Database
 
-    init_keys(home / "keys")
-    # The person logs in with a password alone: this measures OIDC, not the second factor.
-    env = {
-        "VARCO_HOME": str(home),
-        "VARCO_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
-        "VARCO_MFA_REQUIRED_POPULATIONS": "",
-    }
-    schema = None
-    if not embedded:
-        schema = f"varco_bench_{secrets.token_hex(4)}"
-        with create_engine(PG_URL).begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        env["VARCO_DATABASE_URL"] = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        env["VARCO_REDIS_URL"] = REDIS_URL
-    settings = load_settings(home, environ=env)
-    Database(settings.database_url).upgrade()
-    services = build_services(settings)
+    env, schema, services = create_instance(home, embedded)
     services.accounts.create(NewAccount("bench.user", "Load", "Tester", "bench.user@uni.example.it"), PASSWORD)
     ClientRegistry(services.db).add(
         NewClient(
@@ -105,13 +75,6 @@ def prepare(home: Path, embedded: bool) -> tuple[dict[str, str], str | None]:
     )
     services.db.dispose()
     return env, schema
-
-
-def drop_schema(schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    with create_engine(PG_URL).begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 def start_varco(env: dict[str, str], port: int, threads: int, worker_class: str) -> subprocess.Popen:

@@ -1,0 +1,54 @@
+"""A throw-away Varco instance for the benchmarks: keys, a private PostgreSQL schema and Redis prefix
+(or the embedded stores), the schema migrated, and services to seed it with."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+PG_URL = os.environ.get("VARCO_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("VARCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_instance(home: Path, embedded: bool) -> tuple[dict[str, str], str | None, Any]:
+    """Returns (environment for the server, PostgreSQL schema or None, services to seed it with)."""
+    from sqlalchemy import create_engine, text
+
+    from idp.app import build_services
+    from idp.keys import init_keys
+    from idp.settings import load_settings
+    from idp.store.db import Database
+
+    init_keys(home / "keys")
+    # Password logins only: the 2FA rules are switched off for the benchmarks' accounts.
+    env = {
+        "VARCO_HOME": str(home),
+        "VARCO_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
+        "VARCO_MFA_REQUIRED_POPULATIONS": "",
+    }
+    schema = None
+    if not embedded:
+        schema = f"varco_bench_{secrets.token_hex(4)}"
+        with create_engine(PG_URL).begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        env["VARCO_DATABASE_URL"] = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        env["VARCO_REDIS_URL"] = REDIS_URL
+    settings = load_settings(home, environ=env)
+    Database(settings.database_url).upgrade()
+    return env, schema, build_services(settings)
+
+
+def drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    with create_engine(PG_URL).begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

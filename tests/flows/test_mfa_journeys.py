@@ -80,16 +80,13 @@ def test_wrong_first_code_does_not_enrol(app, services, make_account):
 
 
 # --- population rules -------------------------------------------------------------------------
-def test_staff_configured_for_the_first_login_enrol_at_once(settings, make_account):
+def test_staff_configured_for_the_first_login_enrol_at_once(settings):
+    from idp.accounts.service import NewAccount
     from idp.app import create_app
 
     app = create_app(settings.replace(mfa={"first_login_populations": ("staff",)}))
-    app.extensions["varco"].accounts.create(
-        __import__("idp.accounts.service", fromlist=["NewAccount"]).NewAccount(
-            "anna.bianchi", "Anna", "Bianchi", "anna.bianchi@uni.example.it", population="staff"
-        ),
-        "Correct-Horse-9",
-    )
+    staff = NewAccount("anna.bianchi", "Anna", "Bianchi", "anna.bianchi@uni.example.it", population="staff")
+    app.extensions["varco"].accounts.create(staff, "Correct-Horse-9")
     browser, page = login(app, "anna.bianchi")
     assert 'value="totp"' in page.text
     assert 'value="later"' not in page.text

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -83,7 +84,7 @@ def test_authlib_client_runs_code_flow_refresh_userinfo_logout_and_device_flow(l
     refreshed = rp.refresh_token(meta["token_endpoint"])
     assert refreshed["refresh_token"] != token["refresh_token"]
     out = browser.get(
-        meta["end_session_endpoint"] + "?" + __import__("urllib.parse").parse.urlencode(
+        meta["end_session_endpoint"] + "?" + urlencode(
             {"id_token_hint": token["id_token"], "post_logout_redirect_uri": BYE, "state": "s"}
         )
     )

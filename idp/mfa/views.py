@@ -22,6 +22,7 @@ from idp.web import FormTokenError, browser_id, consume_form_token, issue_form_t
 bp = Blueprint("mfa", __name__)
 
 LINK_TTL = 3600
+LINKS_PER_HOUR = 3
 
 
 def _fresh(session: SsoSession) -> bool:
@@ -113,7 +114,9 @@ def deactivate_request() -> str | tuple[str, int]:
                 "mfa/deactivate.html", csrf_token=issue_form_token(scope, 900), error=message(exc.message)
             ), 400
         account = svc.accounts.find(typed)
-        if account is not None and account.personal_email and account.status == "active":
+        # At most a few links per account per hour: the form must not become a way to flood a mailbox.
+        allowed = account is not None and svc.ephemeral.incr(f"mfadeact-sent:{account.id}", 3600) <= LINKS_PER_HOUR
+        if allowed and account.personal_email and account.status == "active":
             token = secrets.token_urlsafe(32)
             svc.ephemeral.set(_link_key(token), account.id, LINK_TTL)
             link = svc.settings.server.issuer.rstrip("/") + url_for("mfa.deactivate_confirm", token=token)

@@ -236,3 +236,13 @@ def test_helpdesk_reset_makes_the_user_enrol_again(app, make_account):
     app.extensions["varco"].mfa.reset(account.id, actor="helpdesk")
     browser, page = login(app)
     assert 'value="totp"' in page.text
+
+
+@pytest.mark.smtp
+def test_deactivation_links_are_limited_per_account_and_hour(app, make_account, smtp_sink):
+    enrolled(app, make_account, personal_email="mario@example.org")
+    browser = Browser(app.test_client())
+    for _ in range(5):
+        assert browser.submit(browser.get("/mfa/deactivate"), username="mario.rossi").status == 200
+    assert len(smtp_sink.wait_for(3)) == 3
+    assert len(smtp_sink.wait_for(4, timeout=0.5)) == 3

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +55,29 @@ def drop_schema(schema: str) -> None:
 
     with create_engine(PG_URL).begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def run_load(seconds: float, clients: int, make_worker: Callable[[int], Callable[[], None]]) -> tuple[int, float]:
+    """Run `clients` threads, each calling its worker in a loop for `seconds`: (calls done, seconds taken)."""
+    done = [0] * clients
+    errors: list[BaseException] = []
+    workers = [make_worker(i) for i in range(clients)]
+    stop = time.perf_counter() + seconds
+
+    def loop(index: int) -> None:
+        try:
+            while time.perf_counter() < stop:
+                workers[index]()
+                done[index] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return sum(done), time.perf_counter() - started

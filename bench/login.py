@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -30,7 +29,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.instance import create_instance, drop_schema, free_port  # noqa: E402
+from bench.instance import create_instance, drop_schema, free_port, run_load  # noqa: E402
 
 TOKEN = re.compile(rb'name="csrf_token" value="([^"]+)"')
 ACTION = re.compile(rb'<form method="post" action="([^"]+)"')
@@ -70,28 +69,7 @@ def one_login(port: int, user: str) -> None:
 
 
 def run_clients(port: int, seconds: float, clients: int) -> tuple[int, float]:
-    done = [0] * clients
-    errors: list[Exception] = []
-    stop = time.perf_counter() + seconds
-
-    def client(index: int) -> None:
-        user = f"bench.user{index % 8}"
-        try:
-            while time.perf_counter() < stop:
-                one_login(port, user)
-                done[index] += 1
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return sum(done), time.perf_counter() - started
+    return run_load(seconds, clients, lambda index: lambda: one_login(port, f"bench.user{index % 8}"))
 
 
 def argon2_rate(seconds: float, threads: int) -> float:

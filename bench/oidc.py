@@ -25,7 +25,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.instance import create_instance, drop_schema, free_port  # noqa: E402
+from bench.instance import run_load as shared_run_load  # noqa: E402
 
 PASSWORD = "Quiet-Harbour-2026"
 SECRET = "bench-secret-" + "x" * 40
@@ -161,28 +161,8 @@ class Connection:
 
 
 def run_load(seconds: float, clients: int, make_worker: Callable[[int], Callable[[], None]]) -> float:
-    done = [0] * clients
-    errors: list[BaseException] = []
-    workers = [make_worker(i) for i in range(clients)]
-    stop = time.perf_counter() + seconds
-
-    def loop(index: int) -> None:
-        try:
-            while time.perf_counter() < stop:
-                workers[index]()
-                done[index] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return sum(done) / (time.perf_counter() - started)
+    done, elapsed = shared_run_load(seconds, clients, make_worker)
+    return done / elapsed
 
 
 def floor_worker(port: int) -> Callable[[int], Callable[[], None]]:

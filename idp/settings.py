@@ -55,6 +55,7 @@ class PasswordSettings:
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+    concurrent_hashes: int = 1
     min_length: int = 8
     max_length: int = 256
     expiry_days: int = 365
@@ -270,6 +271,8 @@ def _validate(settings: Settings) -> None:
     p = settings.passwords
     if p.argon2_memory_kib < 8 * p.argon2_parallelism or p.argon2_time_cost < 1 or p.argon2_parallelism < 1:
         raise SettingsError("passwords.argon2_*: memory must be >= 8 KiB per lane, time_cost and parallelism >= 1")
+    if p.concurrent_hashes < 1:
+        raise SettingsError("passwords.concurrent_hashes must be >= 1")
     # NIST SP 800-63B 3.1.1.2: at least 8 characters; at least 64 must be accepted.
     if p.min_length < 8 or p.max_length < 64 or p.max_length < p.min_length:
         raise SettingsError("passwords.min_length must be >= 8 and passwords.max_length >= 64 (NIST SP 800-63B)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -36,13 +37,20 @@ class Passwords:
         # Verifying against this costs what a real account costs, so unknown users and wrong
         # passwords cannot be told apart by timing.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        # Hashes beyond one per core don't finish sooner, they thrash the cache and hold memory:
+        # the other request threads queue here and keep serving pages meanwhile.
+        self._gate = threading.BoundedSemaphore(settings.concurrent_hashes)
 
     def hash(self, password: str) -> str:
-        return self.hasher.hash(_prepare(password))
+        prepared = _prepare(password)
+        with self._gate:
+            return self.hasher.hash(prepared)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
+        prepared = _prepare(password)
         try:
-            return self.hasher.verify(stored_hash or self._dummy_hash, _prepare(password)) and stored_hash is not None
+            with self._gate:
+                return self.hasher.verify(stored_hash or self._dummy_hash, prepared) and stored_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

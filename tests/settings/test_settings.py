@@ -58,6 +58,7 @@ def test_environment_overrides_the_file(tmp_path):
     [
         ({"VARCO_PASSWORDS_MIN_LENGTH": "three"}, "passwords.min_length"),
         ({"VARCO_PASSWORDS_MIN_LENGTH": "4"}, "passwords.min_length"),
+        ({"VARCO_PASSWORDS_CONCURRENT_HASHES": "0"}, "passwords.concurrent_hashes"),
         ({"VARCO_ISSUER": "ftp://x"}, "server.issuer"),
         ({"VARCO_DATABASE_URL": "mysql://x"}, "database.url"),
         ({"VARCO_REDIS_URL": "http://x"}, "redis.url"),

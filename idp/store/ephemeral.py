@@ -8,6 +8,7 @@ embedded default. Both fail closed: any backend error becomes `EphemeralUnavaila
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import Protocol
 
@@ -53,9 +54,19 @@ class RedisEphemeral:
 
     def __init__(self, url: str, prefix: str = "varco:") -> None:
         self.prefix = prefix
-        self.client = redis.Redis.from_url(
+        self.pool = redis.ConnectionPool.from_url(
             url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30, decode_responses=True
         )
+        self._local = threading.local()
+
+    @property
+    def client(self) -> redis.Redis:
+        """One connection per request thread, kept for the thread's life: taking a connection from
+        the shared pool and giving it back costs more than the command itself (every login makes several)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = redis.Redis(connection_pool=self.pool, single_connection_client=True)
+        return client
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -94,7 +105,11 @@ class RedisEphemeral:
         self._call(self.client.ping)
 
     def close(self) -> None:
-        self.client.close()
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+            self._local.client = None
+        self.pool.disconnect()
 
 
 class SqlEphemeral:

@@ -77,7 +77,9 @@ def prepare(home: Path, embedded: bool) -> tuple[dict[str, str], str | None]:
     return env, schema
 
 
-def start_varco(env: dict[str, str], port: int, threads: int, worker_class: str) -> subprocess.Popen:
+def start_varco(
+    env: dict[str, str], port: int, threads: int, worker_class: str, app: str = "idp.app:create_app()"
+) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [
         "taskset",
@@ -96,7 +98,7 @@ def start_varco(env: dict[str, str], port: int, threads: int, worker_class: str)
         "warning",
         "--keep-alive",
         "30",
-        "idp.app:create_app()",
+        app,
     ]
     server = subprocess.Popen(command, env={**os.environ, **env, "VARCO_ISSUER": f"http://127.0.0.1:{port}"}, cwd=ROOT)
     wait_ready(port, "/readyz")
@@ -285,8 +287,9 @@ def main() -> None:
     results: dict[str, float] = {}
     servers: list[subprocess.Popen] = []
     try:
-        port, node_port = free_port(), free_port()
+        port, node_port, floor_port = free_port(), free_port(), free_port()
         servers.append(start_varco(env, port, args.threads, args.worker_class))
+        servers.append(start_varco(env, floor_port, args.threads, args.worker_class, "bench.floor_app:app"))
         node, version = start_oidc_provider(node_port, work / "oidc-provider")
         servers.append(node)
         os.sched_setaffinity(0, {1})
@@ -294,6 +297,7 @@ def main() -> None:
         contest = {
             "varco client_credentials": client_credentials_worker(port, "/oidc/token", "profile"),
             f"oidc-provider {version} client_credentials": client_credentials_worker(node_port, "/token", "api"),
+            "gunicorn + zero-work WSGI app (stack ceiling)": client_credentials_worker(floor_port, "/token", "api"),
         }
         alternate(2, args.clients, contest)  # warm-up (JIT, pools, caches)
         results.update(alternate(args.seconds, args.clients, contest))
@@ -315,7 +319,9 @@ def main() -> None:
         print(f"  {name:<45} {rate:8.0f} /s")
     ours = results["varco client_credentials"]
     theirs = next(v for k, v in results.items() if k.startswith("oidc-provider"))
+    floor = results["gunicorn + zero-work WSGI app (stack ceiling)"]
     print(f"  client_credentials ratio Varco / oidc-provider: {ours / theirs:.2f}x (target >= 0.5x)")
+    print(f"  ceiling of the HTTP stack alone / oidc-provider: {floor / theirs:.2f}x")
 
 
 if __name__ == "__main__":

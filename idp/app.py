@@ -24,7 +24,13 @@ from idp.sessions import SsoSessions
 from idp.settings import Settings, load_settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral, open_ephemeral
-from idp.web import attach_browser_cookie, reject_undecodable_form, remember_locale, select_locale
+from idp.web import (
+    attach_browser_cookie,
+    install_request_translations,
+    reject_undecodable_form,
+    remember_locale,
+    select_locale,
+)
 
 
 @dataclass
@@ -84,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     app.extensions["varco"] = build_services(settings)
     Babel(app, locale_selector=select_locale)
+    install_request_translations(app)
 
     from idp.flow.views import bp as flow_bp
     from idp.mfa.views import bp as mfa_bp

@@ -206,44 +206,53 @@ class AccountService:
     # --- password login ---------------------------------------------------------------------
     def authenticate(self, typed: str, password: str, *, remote_addr: str | None = None) -> LoginOutcome:
         normalised = normalise_identifier(typed)
-        with self.db.session() as session:
+        # Read without a transaction, and hold no database connection while argon2 runs.
+        with self.db.reader() as session:
             account = self._find(session, normalised)
-            throttle_key = "loginfail:" + (
-                f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
-            )
-            window = self.settings.login.failed_window_minutes * 60
-            failures = self.ephemeral.get(throttle_key)
-            if failures is not None and int(failures) >= self.settings.login.failed_attempts_per_account:
-                record(session, "login.throttled", normalised[:256], account.id if account else None, {}, remote_addr)
-                return LoginOutcome("throttled")
-            if account is None:
-                self.passwords.burn(password)
-                self.ephemeral.incr(throttle_key, window)
-                record(session, "login.failed", normalised[:256], None, {"reason": "unknown"}, remote_addr)
-                return LoginOutcome("invalid")
-            if not self.passwords.verify(account.password_hash, password):
-                self.ephemeral.incr(throttle_key, window)
-                record(session, "login.failed", account.username, account.id, {"reason": "password"}, remote_addr)
-                return LoginOutcome("invalid")
-            if account.status != "active":
-                record(session, "login.refused", account.username, account.id, {"reason": account.status}, remote_addr)
-                return LoginOutcome("disabled", account)
-            new_hash = None
-            if account.password_hash and self.passwords.needs_rehash(account.password_hash):
-                new_hash = self.passwords.hash(password)
-            at = utcnow()
+        throttle_key = "loginfail:" + (
+            f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
+        )
+        window = self.settings.login.failed_window_minutes * 60
+        failures = self.ephemeral.get(throttle_key)
+        if failures is not None and int(failures) >= self.settings.login.failed_attempts_per_account:
+            self._audit("login.throttled", normalised[:256], account.id if account else None, {}, remote_addr)
+            return LoginOutcome("throttled")
+        if account is None:
+            self.passwords.burn(password)
+            self.ephemeral.incr(throttle_key, window)
+            self._audit("login.failed", normalised[:256], None, {"reason": "unknown"}, remote_addr)
+            return LoginOutcome("invalid")
+        if not self.passwords.verify(account.password_hash, password):
+            self.ephemeral.incr(throttle_key, window)
+            self._audit("login.failed", account.username, account.id, {"reason": "password"}, remote_addr)
+            return LoginOutcome("invalid")
+        if account.status != "active":
+            self._audit("login.refused", account.username, account.id, {"reason": account.status}, remote_addr)
+            return LoginOutcome("disabled", account)
+        new_hash = None
+        if account.password_hash and self.passwords.needs_rehash(account.password_hash):
+            new_hash = self.passwords.hash(password)
+        at = utcnow()
+        with self.db.session() as session:
+            # One transaction: the login is counted and audited together, or not at all.
             session.connection().execute(
                 _RECORD_LOGIN, {"b_account_id": account.id, "b_at": at, "b_new_hash": new_hash}
             )
-            # The caller's copy shows this login too (the 2FA rules count logins), without an ORM flush.
-            set_committed_value(account, "login_count", account.login_count + 1)
-            set_committed_value(account, "last_login_at", at)
-            if new_hash:
-                set_committed_value(account, "password_hash", new_hash)
             record(session, "login.password", account.username, account.id, {}, remote_addr)
-            if failures is not None:
-                self.ephemeral.delete(throttle_key)
-            return LoginOutcome("ok", account)
+        # The caller's copy shows this login too (the 2FA rules count logins).
+        set_committed_value(account, "login_count", account.login_count + 1)
+        set_committed_value(account, "last_login_at", at)
+        if new_hash:
+            set_committed_value(account, "password_hash", new_hash)
+        if failures is not None:
+            self.ephemeral.delete(throttle_key)
+        return LoginOutcome("ok", account)
+
+    def _audit(
+        self, action: str, actor: str, account_id: str | None, detail: dict, remote_addr: str | None
+    ) -> None:
+        with self.db.session() as session:
+            record(session, action, actor, account_id, detail, remote_addr)
 
     # --- password changes -------------------------------------------------------------------
     def change_password(self, account_id: str, new_password: str, *, actor: str) -> None:

@@ -6,7 +6,7 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from idp.flow.request import AuthnResult, LoginRequest
@@ -36,7 +36,7 @@ class FlowState:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = dict(vars(self))  # shallow: json.dumps walks the values itself
         data["request"] = self.request.to_dict()
         return json.dumps(data)
 

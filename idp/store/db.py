@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +23,11 @@ class DatabaseUnavailable(Exception):
 
 
 SQLAlchemyError = _SQLAlchemyError
+
+
+# A pooled connection used this recently is taken as alive; an older one is pinged at checkout.
+# (SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per unit of work.)
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 class Database:
@@ -38,11 +43,17 @@ class Database:
             self.engine = create_engine(
                 url,
                 pool_size=pool_size,
-                pool_pre_ping=True,
                 pool_timeout=5,
                 connect_args={"connect_timeout": 3},
             )
+            event.listen(self.engine, "connect", _mark_used)
+            event.listen(self.engine, "checkin", _mark_used)
+            event.listen(self.engine, "checkout", self._ping_if_idle)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads that need no transaction (each statement commits by itself): no BEGIN, no COMMIT.
+        self.readers = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self._last_ok = 0.0
 
     @property
@@ -67,8 +78,31 @@ class Database:
         finally:
             session.close()
 
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        """Reads only, outside any transaction; the connection goes back to the pool on exit."""
+        session = self.readers()
+        try:
+            yield session
+            self._last_ok = time.monotonic()
+        except OperationalError as exc:
+            self._last_ok = 0.0
+            raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+        finally:
+            session.close()
+
+    def _ping_if_idle(self, dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        if time.monotonic() - record.info.get("used", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure means this connection is gone
+            raise DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise DisconnectionError("ping failed")
+
     def ping(self, max_age: float = 0.0) -> None:
-        """One round trip: a pooled PostgreSQL connection is pre-pinged on checkout, a new one connects.
+        """One round trip to the database (a dead pooled connection is replaced on the way).
 
         With `max_age`, a successful contact within that many seconds counts as a ping (page views
         under load then cost no extra round trip, and an outage is still noticed within max_age)."""
@@ -76,8 +110,7 @@ class Database:
             return
         try:
             with self.engine.connect() as conn:
-                if self.dialect == "sqlite":
-                    conn.execute(text("SELECT 1"))
+                conn.execute(text("SELECT 1"))
         except OperationalError as exc:
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
@@ -95,6 +128,10 @@ def alembic_config(engine: Engine) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     return config
+
+
+def _mark_used(_dbapi_connection, record, *_args) -> None:  # type: ignore[no-untyped-def]
+    record.info["used"] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

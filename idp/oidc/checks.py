@@ -46,14 +46,16 @@ def require_secure_transport() -> None:
 def require_form_post() -> None:
     """RFC 6749 3.2: POST with application/x-www-form-urlencoded, parameters in the body only."""
     require_secure_transport()
-    if request.method != "POST":
+    current = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    if current.method != "POST":
         raise InvalidRequestError("use POST")
-    if request.mimetype != "application/x-www-form-urlencoded":
+    if current.mimetype != "application/x-www-form-urlencoded":
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    if request.args:
+    if current.args:
         raise InvalidRequestError("parameters belong in the body, not the URL")
-    reject_duplicated_parameters(request.form)
-    reject_oversized_parameters(request.form)
+    form = current.form
+    reject_duplicated_parameters(form)
+    reject_oversized_parameters(form)
     check_basic_credentials()
 
 

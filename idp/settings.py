@@ -127,6 +127,16 @@ class OrganizationSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    # Lifetimes of what the OpenID provider issues (RFC 9700: short-lived access tokens).
+    access_token_seconds: int = 600
+    id_token_seconds: int = 600
+    client_credentials_token_seconds: int = 600
+    refresh_token_days: int = 30
+    device_code_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=Path.cwd)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -141,6 +151,7 @@ class Settings:
     i18n: I18nSettings = field(default_factory=I18nSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     organization: OrganizationSettings = field(default_factory=OrganizationSettings)
+    oidc: OidcSettings = field(default_factory=OidcSettings)
 
     @property
     def database_url(self) -> str:
@@ -172,6 +183,16 @@ ALIASES = {
     "VARCO_ISSUER": ("server", "issuer"),
     "VARCO_SMTP_URL": ("smtp", "url"),
 }
+
+
+OIDC_LIMITS = (
+    ("access_token_seconds", 60, 86400),
+    ("id_token_seconds", 60, 86400),
+    ("client_credentials_token_seconds", 60, 86400),
+    ("refresh_token_days", 1, 365),
+    # RFC 8628 3.2: long enough to walk to a device and type the code, short enough to be useless later.
+    ("device_code_seconds", 60, 1800),
+)
 
 
 def load_settings(
@@ -297,6 +318,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("federation.mock_brokers: use any of spid, cie, eidas")
     if not settings.i18n.locales or settings.i18n.default_locale not in settings.i18n.locales:
         raise SettingsError(f"i18n.default_locale {settings.i18n.default_locale!r} must be one of i18n.locales")
+    for key, low, high in OIDC_LIMITS:
+        if not low <= getattr(settings.oidc, key) <= high:
+            raise SettingsError(f"oidc.{key} must be between {low} and {high}")
     unsupported = set(settings.i18n.locales) - {"it", "en"}
     if unsupported:
         raise SettingsError(f"i18n.locales: no translation for {', '.join(sorted(unsupported))}; use it and en")

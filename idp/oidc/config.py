@@ -37,14 +37,10 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 }
 SCOPES = tuple(SCOPE_CLAIMS)
 
-CODE_TTL = 60  # seconds; single use (RFC 9700 4.5, issue requirement)
-ACCESS_TOKEN_TTL = 600
-ID_TOKEN_TTL = 600
-REFRESH_TOKEN_TTL = 30 * 86400
-CLIENT_CREDENTIALS_TTL = 600
+# Token lifetimes are settings ([oidc] in varco.toml); these are protocol constants.
+CODE_TTL = 60  # seconds; single use (RFC 9700 4.5)
 USED_CODE_MEMORY = 3600  # how long a redeemed code is remembered, to catch its reuse
 PAR_TTL = 60  # RFC 9126 2.2: short-lived request_uri
-DEVICE_CODE_TTL = 600
 DEVICE_POLL_INTERVAL = 5
 ASSERTION_MAX_AGE = 300  # private_key_jwt assertions older than this are refused
 

@@ -17,7 +17,7 @@ from authlib.oauth2.rfc8628.errors import AuthorizationPendingError
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from idp.oidc.config import AUTH_METHODS, DEVICE_CODE_TTL, DEVICE_GRANT, DEVICE_POLL_INTERVAL
+from idp.oidc.config import AUTH_METHODS, DEVICE_GRANT, DEVICE_POLL_INTERVAL
 from idp.oidc.tokens import Subject, new_grant_id, token_hash
 
 USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{8}$")
@@ -83,8 +83,11 @@ def normalise_user_code(value: str) -> str | None:
 
 class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
     CLIENT_AUTH_METHODS = list(AUTH_METHODS)
-    EXPIRES_IN = DEVICE_CODE_TTL
     INTERVAL = DEVICE_POLL_INTERVAL
+
+    @property
+    def EXPIRES_IN(self) -> int:  # the name Authlib reads
+        return self.server.op.settings.oidc.device_code_seconds
 
     def authenticate_client(self, request: Any) -> Any:
         client = super().authenticate_client(request)

@@ -18,7 +18,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 
-from idp.oidc.config import AUTH_METHODS, CODE_TTL, ID_TOKEN_TTL, USED_CODE_MEMORY
+from idp.oidc.config import AUTH_METHODS, CODE_TTL, USED_CODE_MEMORY
 from idp.oidc.tokens import Subject, new_grant_id, token_hash
 
 CONFIDENTIAL_METHODS = [m for m in AUTH_METHODS if m != "none"]
@@ -162,7 +162,8 @@ class OpenIDCodeExtension(OpenIDCode):
 
     def get_client_claims(self, client: Any) -> dict[str, Any]:
         now = int(time.time())
-        return {"iss": self.op.issuer, "aud": client.client_id, "iat": now, "exp": now + ID_TOKEN_TTL}
+        lifetime = self.op.settings.oidc.id_token_seconds
+        return {"iss": self.op.issuer, "aud": client.client_id, "iat": now, "exp": now + lifetime}
 
     def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
         claims = self.op.user_claims(user.account_id, scope, user.client)

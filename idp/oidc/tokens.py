@@ -26,7 +26,6 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import update
 
-from idp.oidc.config import ACCESS_TOKEN_TTL, CLIENT_CREDENTIALS_TTL, REFRESH_TOKEN_TTL
 from idp.oidc.models import OidcGrant, OidcRefreshToken, new_id
 from idp.ops.audit import record
 from idp.store.models import utcnow
@@ -132,6 +131,7 @@ class TokenService:
         self._seal = AESGCM(services.keys.derive(b"varco oidc opaque access token"))
         self.issuer = issuer
         self.subjects = subjects  # claims.SubjectIds: public or pairwise `sub` per client
+        self.lifetimes = services.settings.oidc
 
     # --- issuing --------------------------------------------------------------------------
     def generate(
@@ -145,7 +145,7 @@ class TokenService:
     ) -> dict[str, Any]:
         """Authlib's token generator: issues (and stores) the access and refresh tokens together."""
         scope = scope or ""
-        ttl = CLIENT_CREDENTIALS_TTL if user is None else ACCESS_TOKEN_TTL
+        ttl = self.lifetimes.client_credentials_token_seconds if user is None else self.lifetimes.access_token_seconds
         token: dict[str, Any] = {"token_type": "Bearer", "expires_in": ttl, "scope": scope}
         token["access_token"] = self.issue_access_token(client, user, scope, ttl)
         if user is not None:
@@ -178,7 +178,7 @@ class TokenService:
                 if refresh:
                     session.add(OidcRefreshToken(
                         token_hash=token_hash(refresh), grant_id=user.grant_id, scope=scope,
-                        expires_at=utcnow() + timedelta(seconds=REFRESH_TOKEN_TTL),
+                        expires_at=utcnow() + timedelta(days=self.lifetimes.refresh_token_days),
                     ))
         except RefreshTokenReused:
             self.revoke_grant(user.grant_id, "refresh token reused")
@@ -299,7 +299,9 @@ class TokenService:
     # --- revoking --------------------------------------------------------------------------
     def revoke_grant(self, grant_id: str, reason: str) -> None:
         # The marker first: access tokens stop working even if the database write fails.
-        self.ephemeral.set(f"oidc:revoked-grant:{grant_id}", reason, max(ACCESS_TOKEN_TTL, 3600) + 60)
+        # Kept while any access token of the grant may still be presented.
+        longest = max(self.lifetimes.access_token_seconds, self.lifetimes.client_credentials_token_seconds, 3600)
+        self.ephemeral.set(f"oidc:revoked-grant:{grant_id}", reason, longest + 60)
         with self.db.session() as session:
             grant = session.get(OidcGrant, grant_id)
             if grant is None or grant.revoked_at is not None:

@@ -18,12 +18,15 @@ from flask import Blueprint, Response, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from idp.oidc.checks import check_query_parameters
-from idp.oidc.models import OidcGrant
+from idp.oidc.models import OidcGrant, OidcLogoutDelivery
 from idp.oidc.provider import provider
+from idp.ops.audit import record
 from idp.sessions import SSO_COOKIE, current_sso_session
+from idp.store.db import DatabaseUnavailable
 from idp.web import FormTokenError, browser_id, consume_form_token, issue_form_token
 
 log = logging.getLogger("varco.oidc.logout")
@@ -32,12 +35,26 @@ BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 class BackchannelLogout:
-    RETRY_DELAYS = (0.0, 1.0, 3.0, 10.0)
+    """Deliveries are rows (`OidcLogoutDelivery`) first, sent second: a worker thread started when
+    there is something to send takes each due row with a conditional update (so two workers never
+    send the same one), signs a fresh logout token, posts it, and deletes the row on 200/204 or
+    schedules the next attempt. Rows left by a stopped process are picked up at the next start."""
+
+    RETRY_DELAYS = (2, 10, 60, 300, 1800)  # seconds after each failed attempt; then abandoned
+    LEASE = 60  # a taken row is left alone this long by other workers (longer than one attempt)
     TIMEOUT = 5
+    BATCH = 20
 
     def __init__(self, op: Any) -> None:
         self.op = op
-        self._threads: list[threading.Thread] = []
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        try:
+            if self._pending():
+                self._start()
+        except (SQLAlchemyError, DatabaseUnavailable):
+            log.warning("back-channel logout: could not look for pending deliveries at start")
 
     def logout_token(self, client: Any, sub: str, sid: str | None) -> str:
         key, jwk = self.op.keys.active("RSA")
@@ -60,15 +77,18 @@ class BackchannelLogout:
         and revoke its grants that were not for offline access. Returns the client ids notified."""
         sid = self.op.sid_for(session.id)
         self.revoke_online_grants(sid)
-        notified = []
+        owed = []
         for client_id in sorted({p["relying_party"] for p in participants if p.get("protocol") == "oidc"}):
             client = self.op.clients.get(client_id)
             if client is None or not client.backchannel_logout_uri:
                 continue
-            token = self.logout_token(client, self.op.subjects.sub(session.account_id, client), sid)
-            self.deliver(client.backchannel_logout_uri, token)
-            notified.append(client_id)
-        return notified
+            sub = self.op.subjects.sub(session.account_id, client)
+            owed.append(OidcLogoutDelivery(client_id=client_id, sub=sub, sid=sid, attempts=0, due_at=int(time.time())))
+        if owed:
+            with self.op.services.db.session() as db:
+                db.add_all(owed)
+            self._start()
+        return [delivery.client_id for delivery in owed]
 
     def revoke_online_grants(self, sid: str) -> None:
         # OIDC Core 11: only offline_access lets tokens outlive the session they were issued in.
@@ -80,27 +100,107 @@ class BackchannelLogout:
         for grant_id in online:
             self.op.tokens.revoke_grant(grant_id, "session ended")
 
-    def deliver(self, uri: str, token: str) -> None:
-        thread = threading.Thread(target=self._send, args=(uri, token), daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+    # --- delivery ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._lock:
+            self._wake.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="varco-backchannel-logout", daemon=True)
+                self._thread.start()
 
-    def _send(self, uri: str, token: str) -> None:
-        for attempt, delay in enumerate(self.RETRY_DELAYS, 1):
-            time.sleep(delay)
+    def _run(self) -> None:
+        """Send what is due; sleep until the next row is due; stop when nothing is left."""
+        while True:
+            self._wake.clear()
             try:
-                status = post_form(uri, {"logout_token": token}, self.TIMEOUT)
-                if status in (200, 204):  # Back-Channel Logout 2.8
-                    return
-                log.warning("back-channel logout to %s: HTTP %s (attempt %d)", uri, status, attempt)
+                self.deliver_due()
+                next_due = self._next_due()
+            except (SQLAlchemyError, DatabaseUnavailable) as exc:
+                log.warning("back-channel logout: database unavailable (%s); trying again shortly", exc)
+                next_due = int(time.time()) + 5
+            if next_due is None:
+                with self._lock:
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
+                continue
+            self._wake.wait(max(0.0, next_due - time.time()))
+
+    def deliver_due(self) -> int:
+        """One pass over the deliveries that are due now; returns how many were acknowledged."""
+        now = int(time.time())
+        with self.op.services.db.reader() as db:
+            due = db.execute(
+                select(OidcLogoutDelivery.id, OidcLogoutDelivery.due_at)
+                .where(OidcLogoutDelivery.due_at <= now)
+                .order_by(OidcLogoutDelivery.due_at)
+                .limit(self.BATCH)
+            ).all()
+        done = 0
+        for delivery_id, due_at in due:
+            delivery = self._take(delivery_id, due_at, now)
+            if delivery is not None:
+                done += self._attempt(delivery)
+        return done
+
+    def _take(self, delivery_id: int, due_at: int, now: int) -> OidcLogoutDelivery | None:
+        with self.op.services.db.session() as db:
+            taken = db.execute(
+                update(OidcLogoutDelivery)
+                .where(OidcLogoutDelivery.id == delivery_id, OidcLogoutDelivery.due_at == due_at)
+                .values(due_at=now + self.LEASE)
+            )
+            if taken.rowcount != 1:
+                return None  # another worker has it
+            return db.get(OidcLogoutDelivery, delivery_id)
+
+    def _attempt(self, delivery: OidcLogoutDelivery) -> int:
+        client = self.op.clients.get(delivery.client_id)
+        error = None
+        unregistered = client is None or not client.backchannel_logout_uri
+        if unregistered:
+            error = "client removed or no longer registered for back-channel logout"
+        else:
+            token = self.logout_token(client, delivery.sub, delivery.sid)
+            try:
+                status = post_form(client.backchannel_logout_uri, {"logout_token": token}, self.TIMEOUT)
+                if status not in (200, 204):  # Back-Channel Logout 2.8
+                    error = f"HTTP {status}"
             except (OSError, ValueError) as exc:
-                log.warning("back-channel logout to %s failed (attempt %d): %s", uri, attempt, exc)
-        log.error("back-channel logout to %s abandoned after %d attempts", uri, len(self.RETRY_DELAYS))
+                error = str(exc) or type(exc).__name__
+        attempts = delivery.attempts + 1
+        with self.op.services.db.session() as db:
+            if error is None:
+                db.execute(delete(OidcLogoutDelivery).where(OidcLogoutDelivery.id == delivery.id))
+                return 1
+            if unregistered or attempts > len(self.RETRY_DELAYS):
+                db.execute(delete(OidcLogoutDelivery).where(OidcLogoutDelivery.id == delivery.id))
+                record(db, "oidc.backchannel_logout_abandoned", "varco", None,
+                       {"client_id": delivery.client_id, "attempts": attempts, "error": error[:200]})
+                log.error("back-channel logout to %s abandoned after %d attempts: %s",
+                          delivery.client_id, attempts, error)
+                return 0
+            db.execute(
+                update(OidcLogoutDelivery)
+                .where(OidcLogoutDelivery.id == delivery.id)
+                .values(attempts=attempts, last_error=error[:500],
+                        due_at=int(time.time()) + self.RETRY_DELAYS[attempts - 1])
+            )
+        log.warning("back-channel logout to %s failed (attempt %d): %s", delivery.client_id, attempts, error)
+        return 0
+
+    def _pending(self) -> bool:
+        return self._next_due() is not None
+
+    def _next_due(self) -> int | None:
+        with self.op.services.db.reader() as db:
+            return db.execute(select(func.min(OidcLogoutDelivery.due_at))).scalar_one_or_none()
 
     def wait(self, timeout: float = 30) -> None:
+        """Until nothing is owed any more (tests, and a graceful stop)."""
         deadline = time.monotonic() + timeout
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline and self._pending():
+            time.sleep(0.05)
 
 
 class NoRedirects(urllib.request.HTTPRedirectHandler):

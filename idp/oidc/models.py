@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.store.models import Base, new_id, utcnow
@@ -85,4 +85,21 @@ class OidcConsent(Base):
     __table_args__ = (Index("ix_oidc_consents_client", "client_id"),)
 
 
-__all__ = ["OidcClientRecord", "OidcConsent", "OidcGrant", "OidcRefreshToken", "new_id"]
+class OidcLogoutDelivery(Base):
+    """A back-channel logout still owed to a client: kept until the client acknowledges it or the
+    retries run out, so a restart of Varco loses none (the token is signed afresh at each attempt)."""
+
+    __tablename__ = "oidc_logout_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    sub: Mapped[str] = mapped_column(String(256))
+    sid: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Epoch seconds: when the next attempt is due (also moved ahead while one worker is sending).
+    due_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+__all__ = ["OidcClientRecord", "OidcConsent", "OidcGrant", "OidcLogoutDelivery", "OidcRefreshToken", "new_id"]

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core import OpenIDCode, OpenIDToken
 
 from idp.oidc.config import AUTH_METHODS, CODE_TTL, USED_CODE_MEMORY
 from idp.oidc.tokens import Subject, new_grant_id, token_hash
@@ -138,17 +138,11 @@ class S256CodeChallenge(CodeChallenge):
         super().validate_code_verifier(grant, result)
 
 
-class OpenIDCodeExtension(OpenIDCode):
-    """ID tokens (OIDC Core 3.1.3.6): signed with the client's alg, with auth_time, acr, amr, sid."""
+class IdTokens:
+    """How Varco signs ID tokens and what they say, for every grant that issues one."""
 
     def __init__(self, op: Any) -> None:
-        super().__init__(require_nonce=False)
         self.op = op
-
-    def exists_nonce(self, nonce: str, request: Any) -> bool:
-        # The nonce binds the ID token to the RP's session; detecting its replay is the RP's check
-        # (OIDC Core 15.5.2). Requests are also validated again after login, so no replay cache here.
-        return False
 
     def resolve_client_private_key(self, client: Any) -> Any:
         return self.op.keys.for_alg(client.id_token_signed_response_alg)[1]
@@ -171,6 +165,33 @@ class OpenIDCodeExtension(OpenIDCode):
             claims["sid"] = user.sid
         return claims
 
+
+class OpenIDCodeExtension(IdTokens, OpenIDCode):
+    """ID tokens (OIDC Core 3.1.3.6): signed with the client's alg, with auth_time, acr, amr, sid."""
+
+    def __init__(self, op: Any) -> None:
+        OpenIDCode.__init__(self, require_nonce=False)
+        IdTokens.__init__(self, op)
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        # The nonce binds the ID token to the RP's session; detecting its replay is the RP's check
+        # (OIDC Core 15.5.2). Requests are also validated again after login, so no replay cache here.
+        return False
+
+
+class RefreshedIdToken(IdTokens, OpenIDToken):
+    """OIDC Core 12.2: a refresh of an `openid` grant returns a new ID token for the same login:
+    same iss, sub, aud and sid, a new iat and exp, the original auth_time, acr and amr, no nonce."""
+
+    def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
+        claims = super().generate_user_info(user, scope)
+        if user.auth_time:
+            claims["auth_time"] = user.auth_time
+        if user.acr:
+            claims["acr"] = user.acr
+        if user.amr:
+            claims["amr"] = list(user.amr)
+        return claims
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -203,6 +224,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             acr=grant.acr,
             amr=list(grant.amr or []),
             rotates=refresh_token.token_hash,  # used up atomically with the new token's issuance
+            client=self.request.client,
         )
 
     def revoke_old_credential(self, refresh_token: Any) -> None:

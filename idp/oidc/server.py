@@ -111,6 +111,7 @@ def build_authorization_server(op: Any) -> VarcoAuthorizationServer:
         AuthorizationCodeGrant,
         ClientCredentialsGrant,
         OpenIDCodeExtension,
+        RefreshedIdToken,
         RefreshTokenGrant,
         S256CodeChallenge,
     )
@@ -122,7 +123,7 @@ def build_authorization_server(op: Any) -> VarcoAuthorizationServer:
     server.register_token_generator("default", op.tokens.generate)
     server.register_client_auth_method("private_key_jwt", PrivateKeyJwt(op))
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeExtension(op)])
-    server.register_grant(RefreshTokenGrant)
+    server.register_grant(RefreshTokenGrant, [RefreshedIdToken(op)])
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(DeviceCodeGrant)
     server.register_endpoint(DeviceAuthorizationEndpoint)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oidc.core import CodeIDToken
+from authlib.oidc.core import CodeIDToken, IDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -83,6 +83,11 @@ def test_authlib_client_runs_code_flow_refresh_userinfo_logout_and_device_flow(l
     assert info["sub"] == claims["sub"] and info["preferred_username"] == "mario.rossi"
     refreshed = rp.refresh_token(meta["token_endpoint"])
     assert refreshed["refresh_token"] != token["refresh_token"]
+    renewed = jwt.decode(refreshed["id_token"], keys)  # OIDC Core 12.2: same login, new token
+    IDToken(
+        renewed.claims, renewed.header, options={"iss": {"value": live.url}, "aud": {"value": "authlib-rp"}}
+    ).validate()
+    assert renewed.claims["sub"] == claims["sub"] and renewed.claims["auth_time"] == claims["auth_time"]
     out = browser.get(
         meta["end_session_endpoint"] + "?" + urlencode(
             {"id_token_hint": token["id_token"], "post_logout_redirect_uri": BYE, "state": "s"}
@@ -126,6 +131,9 @@ def test_node_openid_client_accepts_every_response(live, make_account, node_rp):
         assert tokens["claims"]["acr"] == "https://refeds.org/profile/sfa"
         assert tokens["userinfo"]["sub"] == tokens["claims"]["sub"]
         assert tokens["refreshed"] and tokens["rotated"]
+        # openid-client validated the ID token of the refresh response (signature, iss, aud, exp).
+        assert tokens["refreshedClaims"]["sub"] == tokens["claims"]["sub"]
+        assert tokens["refreshedClaims"]["auth_time"] == tokens["claims"]["auth_time"]
         out = browser.get(tokens["logout"])
         assert out.status == 303 and out.location == BYE + "?state=bye"
         browser.login_at("/login", "/account")

@@ -40,7 +40,8 @@ try {
     state: 'bye',
   })
   say({ step: 'tokens', claims, userinfo, refreshed: Boolean(refreshed.access_token && refreshed.refresh_token),
-        rotated: refreshed.refresh_token !== tokens.refresh_token, logout: logout.href })
+        rotated: refreshed.refresh_token !== tokens.refresh_token, refreshedClaims: refreshed.claims() ?? null,
+        logout: logout.href })
   await hear()
   const device = await client.initiateDeviceAuthorization(config, { scope: 'openid profile' })
   say({ step: 'device', user_code: device.user_code, verification_uri: device.verification_uri })

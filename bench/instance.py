@@ -22,7 +22,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def create_instance(home: Path, embedded: bool) -> tuple[dict[str, str], str | None, Any]:
+def create_instance(
+    home: Path, embedded: bool, extra_env: dict[str, str] | None = None
+) -> tuple[dict[str, str], str | None, Any]:
     """Returns (environment for the server, PostgreSQL schema or None, services to seed it with)."""
     from sqlalchemy import create_engine, text
 
@@ -37,6 +39,7 @@ def create_instance(home: Path, embedded: bool) -> tuple[dict[str, str], str | N
         "VARCO_HOME": str(home),
         "VARCO_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
         "VARCO_MFA_REQUIRED_POPULATIONS": "",
+        **(extra_env or {}),
     }
     schema = None
     if not embedded:

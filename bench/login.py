@@ -118,10 +118,12 @@ class Hasher:
         self.process.wait(10)
 
 
-def start_server(env: dict[str, str], port: int, worker_class: str, threads: int) -> subprocess.Popen:
+def start_server(
+    env: dict[str, str], port: int, worker_class: str, threads: int, app: str = "idp.app:create_app()"
+) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "--workers", "1", "--worker-class", worker_class, "--threads", str(threads)]
-    command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning", "idp.app:create_app()"]
+    command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning", app]
     # The audit log still gets written for every login, to /dev/null instead of the terminal.
     server = subprocess.Popen(
         ["taskset", "-c", "0", *command], env={**os.environ, **env}, cwd=ROOT, stderr=subprocess.DEVNULL
@@ -149,6 +151,9 @@ def main() -> None:
     parser.add_argument(
         "--overhead", action="store_true", help="also time logins with the cheapest argon2id: the cost around the hash"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also time bench/floor_login_app.py: a login without framework or stores"
+    )
     args = parser.parse_args()
     cpus = os.sched_getaffinity(0)
     if not {0, 1} <= cpus:
@@ -161,9 +166,14 @@ def main() -> None:
     if args.overhead:
         cheap_env, cheap_schema = prepare(home / "cheapest", args.embedded, overhead=True)
         cheap = (start_server(cheap_env, cheap_port := free_port(), args.worker_class, args.threads), cheap_schema)
+    floor = None
+    if args.floor:
+        floor_app = "bench.floor_login_app:app"
+        floor = start_server(env, floor_port := free_port(), args.worker_class, args.threads, floor_app)
     hasher = Hasher()
     rounds: list[tuple[int, float, int, float]] = []
     around: list[tuple[int, float]] = []
+    floors: list[tuple[int, float]] = []
     try:
         os.sched_setaffinity(0, {1})
         run_clients(port, 1.0, args.clients)  # warm-up
@@ -176,8 +186,13 @@ def main() -> None:
             rounds.append((logins, login_seconds, hashes, hash_seconds))
             if cheap:
                 around.append(run_clients(cheap_port, args.slice, args.clients))
+            if floor:
+                floors.append(run_clients(floor_port, args.slice, args.clients))
     finally:
         hasher.close()
+        if floor:
+            floor.terminate()
+            floor.wait(10)
         for running, running_schema in ((server, schema), *([cheap] if cheap else [])):
             running.terminate()
             running.wait(10)
@@ -200,6 +215,12 @@ def main() -> None:
     print(f"raw argon2id verifications/s (same parameters, one thread): {hash_rate:8.1f}")
     print(f"ratio logins/hashes: {login_rate / hash_rate:.3f}  (target >= 0.85)")
     print(f"median of the per-round ratios: {statistics.median(r[0] / r[1] / (r[2] / r[3]) for r in rounds):.3f}")
+    if floors:
+        floor_rate = sum(r[0] for r in floors) / sum(r[1] for r in floors)
+        print(
+            f"floor: a login with no framework and no stores (bench/floor_login_app.py), same worker: "
+            f"{floor_rate:.1f} logins/s, ratio {floor_rate / hash_rate:.3f}"
+        )
     if around:
         cheap_rate = sum(r[0] for r in around) / sum(r[1] for r in around)
         hash_ms, around_ms = 1000 / hash_rate, 1000 / cheap_rate

@@ -61,8 +61,24 @@ class Subject:
         return self.account_id
 
 
+class Expiring:
+    """Authlib's TokenMixin parts shared by access and refresh tokens: a scope and an expiry time."""
+
+    scope: str
+    expires_at: int
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return max(0, self.expires_at - int(time.time()))
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+
 @dataclass
-class AccessToken:
+class AccessToken(Expiring):
     """An access token found by value: who it is for, for which client, what it allows."""
 
     client_id: str
@@ -78,21 +94,12 @@ class AccessToken:
     def check_client(self, client: Any) -> bool:
         return client.get_client_id() == self.client_id
 
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        return max(0, self.expires_at - int(time.time()))
-
-    def is_expired(self) -> bool:
-        return self.expires_at <= time.time()
-
     def is_revoked(self) -> bool:
         return False
 
 
 @dataclass
-class RefreshToken:
+class RefreshToken(Expiring):
     token_hash: str
     grant: OidcGrant
     scope: str
@@ -101,15 +108,6 @@ class RefreshToken:
 
     def check_client(self, client: Any) -> bool:
         return client.get_client_id() == self.grant.client_id
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        return max(0, self.expires_at - int(time.time()))
-
-    def is_expired(self) -> bool:
-        return self.expires_at <= time.time()
 
     def is_revoked(self) -> bool:
         return self.grant.revoked_at is not None

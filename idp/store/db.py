@@ -60,13 +60,21 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> contextlib.AbstractContextManager[Session]:
         """One unit of work: committed on success, rolled back whole on any error."""
-        session = self.sessions()
+        return self._unit(self.sessions, commit=True)
+
+    def reader(self) -> contextlib.AbstractContextManager[Session]:
+        """Reads only, outside any transaction; the connection goes back to the pool on exit."""
+        return self._unit(self.readers, commit=False)
+
+    @contextlib.contextmanager
+    def _unit(self, factory: sessionmaker, commit: bool) -> Iterator[Session]:
+        session = factory()
         try:
             yield session
-            session.commit()
+            if commit:
+                session.commit()
             self._last_ok = time.monotonic()
         except OperationalError as exc:
             session.rollback()
@@ -75,19 +83,6 @@ class Database:
         except BaseException:
             session.rollback()
             raise
-        finally:
-            session.close()
-
-    @contextlib.contextmanager
-    def reader(self) -> Iterator[Session]:
-        """Reads only, outside any transaction; the connection goes back to the pool on exit."""
-        session = self.readers()
-        try:
-            yield session
-            self._last_ok = time.monotonic()
-        except OperationalError as exc:
-            self._last_ok = 0.0
-            raise DatabaseUnavailable(str(exc.orig or exc)) from exc
         finally:
             session.close()
 

@@ -68,4 +68,7 @@ def test_a_wrong_password_releases_the_gate():
     stored = passwords.hash("Correct-Horse-9")
     assert passwords.verify(stored, "Wrong-Horse-1") is False
     assert passwords.verify("not-a-hash", "Correct-Horse-9") is False
+    # Free again at once (a gate left held would make every later login wait forever).
+    assert passwords._gate.acquire(timeout=1)
+    passwords._gate.release()
     assert passwords.verify(stored, "Correct-Horse-9") is True

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import secrets
 import threading
+import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -160,3 +162,54 @@ def live(settings):
     yield Live(url, dispatch.app, dispatch.app.extensions["varco_oidc"])
     server.shutdown()
     dispatch.app.extensions["varco"].db.dispose()
+
+
+# --- a client's back-channel logout endpoint -------------------------------------------------
+class Receiver:
+    """A client's back-channel logout endpoint on a real port: answers 500 while `down` and for its
+    first `failures` requests, then `status`."""
+
+    def __init__(self, down: bool = False, delay: float = 0.0, failures: int = 0, status: int = 200) -> None:
+        self.down = down
+        self.failures = failures
+        self.received: list[str] = []
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                outer.hits += 1
+                time.sleep(delay)
+                if outer.down or outer.failures:
+                    outer.failures = max(0, outer.failures - 1)
+                    self.send_response(500)
+                else:
+                    outer.received.append(parse_qs(body)["logout_token"][0])
+                    self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.uri = f"http://127.0.0.1:{self.server.server_port}/bc"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(**kwargs) -> Receiver:
+        made.append(Receiver(**kwargs))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.close()
+

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
-import pytest
 from sqlalchemy import select, update
 
 from idp.app import create_app
@@ -16,52 +14,6 @@ from idp.oidc.logout import BackchannelLogout
 from idp.oidc.models import OidcLogoutDelivery
 from idp.store.models import AuditEvent
 from tests.oidc.test_endpoints import id_claims, tokens_for
-
-
-class Receiver:
-    """A client's back-channel logout endpoint on a real port; answers 500 while `down`."""
-
-    def __init__(self, down: bool = False, delay: float = 0.0) -> None:
-        self.down = down
-        self.received: list[str] = []
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                outer.hits += 1
-                time.sleep(delay)
-                if outer.down:
-                    self.send_response(500)
-                else:
-                    outer.received.append(parse_qs(body)["logout_token"][0])
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.uri = f"http://127.0.0.1:{self.server.server_port}/bc"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    made: list[Receiver] = []
-
-    def make(**kwargs) -> Receiver:
-        made.append(Receiver(**kwargs))
-        return made[-1]
-
-    yield make
-    for item in made:
-        item.close()
 
 
 def owed(op) -> list[OidcLogoutDelivery]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import pytest
 from joserfc import jwt
@@ -259,64 +257,30 @@ def test_logout_never_redirects_to_an_unregistered_uri(logged_in, confidential):
     assert ok.status == 303 and ok.location == "https://rp.example.org/bye"
 
 
-def test_logout_sends_a_signed_logout_token_to_every_rp_of_the_session(logged_in, register, op):
-    received: list[str] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        failures = 1
-
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            if Receiver.failures:
-                Receiver.failures -= 1  # the first delivery fails: Varco must retry
-                self.send_response(500)
-            else:
-                received.append(parse_qs(body)["logout_token"][0])
-                self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _, secret = register("webapp", backchannel_logout_uri=f"http://127.0.0.1:{server.server_port}/bc")
+def test_logout_sends_a_signed_logout_token_to_every_rp_of_the_session(logged_in, register, op, receiver):
+    rp = receiver(failures=1)  # the first delivery fails: Varco must retry
+    _, secret = register("webapp", backchannel_logout_uri=rp.uri)
     tokens = tokens_for(logged_in, secret)
     page = logged_in.get("/oidc/logout?" + urlencode({"id_token_hint": tokens["id_token"]}))
     assert page.status == 200
     op.backchannel.wait()
-    server.shutdown()
-    assert len(received) == 1
-    header, claims = id_claims(logged_in, received[0])
+    assert len(rp.received) == 1
+    header, claims = id_claims(logged_in, rp.received[0])
     _, id_token = id_claims(logged_in, tokens["id_token"])
     assert header["typ"] == "logout+jwt"
     assert claims["sid"] == id_token["sid"] and claims["sub"] == id_token["sub"] and claims["aud"] == "webapp"
     assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"] and "nonce" not in claims
 
 
-def test_signing_out_of_varco_notifies_rps_and_ends_online_grants_only(logged_in, register, op):
-    received: list[str] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            received.append(parse_qs(body)["logout_token"][0])
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _, secret = register("webapp", backchannel_logout_uri=f"http://127.0.0.1:{server.server_port}/bc")
+def test_signing_out_of_varco_notifies_rps_and_ends_online_grants_only(logged_in, register, op, receiver):
+    rp = receiver(status=204)
+    _, secret = register("webapp", backchannel_logout_uri=rp.uri)
     online = tokens_for(logged_in, secret, scope="openid profile")
     offline = tokens_for(logged_in, secret, scope="openid offline_access")
     page = logged_in.get("/logout")
     logged_in.submit(page)
     op.backchannel.wait()
-    server.shutdown()
-    assert len(received) == 1
+    assert len(rp.received) == 1
     gone = token_request(logged_in.client, {"grant_type": "refresh_token", "refresh_token": online["refresh_token"]},
                          auth=("webapp", secret))
     assert gone.get_json()["error"] == "invalid_grant"

@@ -9,6 +9,7 @@ import zlib
 from urllib.parse import parse_qs, quote
 
 import pytest
+from playwright.sync_api import expect
 from saml_testkit import authn_request_xml, sp_metadata_xml
 from saml_web import register
 from werkzeug.serving import make_server
@@ -100,7 +101,7 @@ def test_response_reaches_the_acs_with_and_without_javascript(chromium, app, liv
         if not javascript:
             page.get_by_role("button", name="Continue").click()
         page.wait_for_url(acs.url)
-        assert page.get_by_role("heading", name="Welcome at the SP").is_visible()
+        expect(page.get_by_role("heading", name="Welcome at the SP")).to_be_visible()
 
     in_chromium(chromium, scenario, locale="en-GB", java_script_enabled=javascript)
 
@@ -117,7 +118,8 @@ def test_signing_out_at_varco_sends_the_sp_a_logout_request_from_a_hidden_frame(
         page.wait_for_url(acs.url)
         page.goto(live.url + "/logout")
         page.get_by_role("button", name="Sign out").click()
-        assert page.get_by_role("heading", name="You have signed out").is_visible()
+        # The click submits a form: wait for the page it leads to, not the one still on screen.
+        expect(page.get_by_role("heading", name="You have signed out")).to_be_visible()
         for _ in range(50):
             if acs.logout_requests:
                 break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from idp.store.db import DatabaseUnavailable
@@ -18,6 +18,9 @@ def register_error_pages(app: Flask) -> None:
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         if request.path.startswith(("/healthz", "/readyz")):
             return {"status": "error", "error": exc.name}, exc.code
+        api_paths, api_error = current_app.extensions.get("varco_api_errors", ((), None))
+        if request.path in api_paths:
+            return api_error(exc)
         from idp.flow.messages import message
 
         special = getattr(exc, "user_message", None)

@@ -12,6 +12,7 @@ def init_app(app: Any) -> None:
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.consent import bp as consent_bp
     from idp.oidc.device import bp as device_bp
+    from idp.oidc.endpoints import API_PATHS, http_error
     from idp.oidc.endpoints import bp as api_bp
     from idp.oidc.logout import bp as logout_bp
     from idp.oidc.provider import OpenIDProvider
@@ -22,6 +23,12 @@ def init_app(app: Any) -> None:
     clients_dir = services.settings.home / "config" / "clients"
     if clients_dir.is_dir():
         op.clients.load_directory(clients_dir)
+    app.extensions["varco_api_errors"] = (API_PATHS, http_error)
     for bp in (api_bp, authorize_bp, consent_bp, device_bp, logout_bp):
         app.register_blueprint(bp)
     app.extensions.setdefault("varco_logout_hooks", []).append(op.backchannel.session_ended)
+    from idp.app import SECURITY_HEADERS
+    from idp.oidc.fastpath import ClientCredentialsFastPath
+    from idp.oidc.provider import PATHS
+
+    app.wsgi_app = ClientCredentialsFastPath(app.wsgi_app, op, PATHS["token"], SECURITY_HEADERS)

@@ -47,7 +47,17 @@ def http_error(exc: HTTPException) -> Response:
     response = jsonify(error="invalid_request", error_description=exc.name)
     response.status_code = exc.code or 400
     response.headers["Cache-Control"] = "no-store"
+    if getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
     return response
+
+
+# A method no route takes (405) is raised before any blueprint is chosen: the app's error handler
+# sends these paths here (idp/errors.py), so they too answer in JSON.
+API_PATHS = frozenset({
+    "/.well-known/openid-configuration", "/oidc/jwks", "/oidc/token", "/oidc/revoke", "/oidc/introspect",
+    "/oidc/device_authorization", "/oidc/par", "/oidc/userinfo",
+})
 
 
 @bp.route("/.well-known/openid-configuration")

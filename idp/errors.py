@@ -32,4 +32,9 @@ def register_error_pages(app: Flask) -> None:
         # Fail closed: nothing is issued and nothing half-written while a store is down.
         which = "ephemeral" if isinstance(exc, EphemeralUnavailable) else "database"
         log.error("%s store unavailable on %s %s: %s", which, request.method, request.path, exc)
+        api_paths, _ = current_app.extensions.get("varco_api_errors", ((), None))
+        if request.path in api_paths:
+            # RFC 6749 4.1.2.1's temporarily_unavailable, the nearest the protocol has for this.
+            body = {"error": "temporarily_unavailable", "error_description": "try again later"}
+            return body, 503, {"Retry-After": "30", "Cache-Control": "no-store"}
         return render_template("unavailable.html"), 503, {"Retry-After": "30"}

@@ -214,3 +214,31 @@ def test_account_creation_with_database_down_leaves_no_rows(home, keys_dir, pg_p
     proxy.restore()
     assert svc.accounts.count() == 0
     app.extensions["varco"].db.dispose()
+
+
+def test_token_endpoint_answers_503_in_json_while_the_database_is_unreachable(home, keys_dir, pg_proxy, redis_client):
+    import base64
+
+    from idp.oidc.clients import NewClient
+    from tests.conftest import REDIS_URL
+
+    proxy, url = pg_proxy
+    app = app_for(home, keys_dir, url, REDIS_URL)
+    op = app.extensions["varco_oidc"]
+    _, secret = op.clients.add(NewClient("svc", grant_types=("client_credentials",), scopes=("profile",)))
+    op.clients._cache.clear()  # the registration must be read from the database while it is cut
+    basic = "Basic " + base64.b64encode(f"svc:{secret}".encode()).decode()
+
+    def token_request():  # type: ignore[no-untyped-def]
+        return app.test_client().post(
+            "/oidc/token", data={"grant_type": "client_credentials"}, headers={"Authorization": basic}
+        )
+
+    proxy.cut()
+    response = token_request()
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "temporarily_unavailable"
+    assert response.headers["Cache-Control"] == "no-store"
+    proxy.restore()
+    assert token_request().status_code == 200
+    app.extensions["varco"].db.dispose()

@@ -81,7 +81,7 @@ class ClientCredentialsFastPath:
         if "HTTP_TRANSFER_ENCODING" in environ:  # the length is the server's business then
             return None
         length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or int(length) > MAX_BODY:
+        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
             return None
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)

@@ -5,6 +5,7 @@ everything else reaches the framework path with its body intact."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 from urllib.parse import quote
 
@@ -205,3 +206,21 @@ def test_form_parameters_are_read_strictly(body, expected):
 )
 def test_basic_credentials_are_read_strictly(header, expected):
     assert basic_credentials(header) == expected
+
+
+@pytest.mark.parametrize("length", ["", "-1", "+29", "2 9", "\u0663", "1025", "99999999999999999999"])
+def test_a_body_length_it_cannot_trust_is_left_unread(op, clients, length):
+    body = io.BytesIO(b"grant_type=client_credentials")
+    calls = []
+
+    def framework(environ, start_response):  # type: ignore[no-untyped-def]
+        calls.append(environ["wsgi.input"])
+        start_response("418 I'm a teapot", [])
+        return [b""]
+
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/oidc/token", "QUERY_STRING": "", "CONTENT_TYPE": FORM,
+        "CONTENT_LENGTH": length, "wsgi.input": body, "HTTP_AUTHORIZATION": basic("svc", SECRET),
+    }
+    ClientCredentialsFastPath(framework, op, "/oidc/token", SECURITY_HEADERS)(environ, lambda *a: None)
+    assert calls == [body] and body.tell() == 0

@@ -40,7 +40,10 @@ def register_rp(live, client_id: str) -> str:
             name="Learning platform",
             redirect_uris=(CALLBACK,),
             post_logout_redirect_uris=(BYE,),
-            grant_types=("authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"),
+            grant_types=(
+                "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code",
+                "client_credentials",
+            ),
             first_party=True,
         )
     )
@@ -102,6 +105,13 @@ def test_authlib_client_runs_code_flow_refresh_userinfo_logout_and_device_flow(l
     response = device.post(meta["token_endpoint"], auth=("authlib-rp", secret), data={
         "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": grant["device_code"]})
     assert response.status_code == 200 and response.json()["access_token"]
+    # client_credentials: answered by the token endpoint's fast path (idp/oidc/fastpath.py).
+    machine = OAuth2Session("authlib-rp", secret, scope="profile")
+    issued = machine.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+    assert issued["token_type"] == "Bearer" and issued["scope"] == "profile" and "refresh_token" not in issued
+    seen = requests.post(meta["introspection_endpoint"], data={"token": issued["access_token"]},
+                         auth=("authlib-rp", secret)).json()
+    assert seen["active"] is True and seen["client_id"] == "authlib-rp" and "sub" in seen
 
 
 def test_node_openid_client_accepts_every_response(live, make_account, node_rp):
@@ -142,6 +152,10 @@ def test_node_openid_client_accepts_every_response(live, make_account, node_rp):
         approve_device_code(browser, device["user_code"])
         say({})
         assert hear()["access"] is True
+        # client_credentials: answered by the token endpoint's fast path (idp/oidc/fastpath.py).
+        machine = hear()
+        assert machine["access"] is True and machine["scope"] == "profile" and machine["refresh"] is None
+        assert machine["expiresIn"] == live.app.extensions["varco"].settings.oidc.client_credentials_token_seconds
     finally:
         process.kill()
         process.wait()

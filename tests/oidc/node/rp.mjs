@@ -48,6 +48,9 @@ try {
   await hear()
   const deviceTokens = await client.pollDeviceAuthorizationGrant(config, device)
   say({ step: 'device-tokens', sub: deviceTokens.claims()?.sub ?? null, access: Boolean(deviceTokens.access_token) })
+  const machine = await client.clientCredentialsGrant(config, { scope: 'profile' })
+  say({ step: 'client-credentials', access: Boolean(machine.access_token), scope: machine.scope ?? null,
+        expiresIn: machine.expires_in ?? null, refresh: machine.refresh_token ?? null })
 } catch (error) {
   say({ step: 'error', name: error.name, code: error.code, message: error.message, cause: String(error.cause ?? '') })
   process.exitCode = 1

@@ -13,13 +13,19 @@ from idp.store.ephemeral import EphemeralUnavailable
 log = logging.getLogger("varco")
 
 
+def json_error_handler():  # type: ignore[no-untyped-def]
+    """The JSON error handler of the API the request is for (the OIDC back channel), if any."""
+    paths, handler = current_app.extensions.get("varco_api_errors", ((), None))
+    return handler if request.path in paths else None
+
+
 def register_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         if request.path.startswith(("/healthz", "/readyz")):
             return {"status": "error", "error": exc.name}, exc.code
-        api_paths, api_error = current_app.extensions.get("varco_api_errors", ((), None))
-        if request.path in api_paths:
+        api_error = json_error_handler()
+        if api_error is not None:
             return api_error(exc)
         from idp.flow.messages import message
 
@@ -32,8 +38,7 @@ def register_error_pages(app: Flask) -> None:
         # Fail closed: nothing is issued and nothing half-written while a store is down.
         which = "ephemeral" if isinstance(exc, EphemeralUnavailable) else "database"
         log.error("%s store unavailable on %s %s: %s", which, request.method, request.path, exc)
-        api_paths, _ = current_app.extensions.get("varco_api_errors", ((), None))
-        if request.path in api_paths:
+        if json_error_handler() is not None:
             # RFC 6749 4.1.2.1's temporarily_unavailable, the nearest the protocol has for this.
             body = {"error": "temporarily_unavailable", "error_description": "try again later"}
             return body, 503, {"Retry-After": "30", "Cache-Control": "no-store"}

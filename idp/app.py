@@ -86,7 +86,7 @@ def build_services(settings: Settings) -> Services:
         passwords=passwords,
         accounts=AccountService(settings, db, ephemeral, passwords),
         sessions=SsoSessions(ephemeral, settings.sessions),
-        flows=FlowStore(ephemeral, settings.sessions.flow_ttl_minutes * 60),
+        flows=FlowStore(ephemeral, settings.sessions.flow_ttl_minutes * 60, keys.derive(b"varco fresh flows")),
         mfa=MfaService(settings.mfa, db, ephemeral, keys, sms),
         mailer=Mailer(settings.smtp),
     )
@@ -103,9 +103,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES="translations",
         TEMPLATES_AUTO_RELOAD=False,
     )
-    if settings.server.trusted_proxies:
-        n = settings.server.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     app.extensions["varco"] = build_services(settings)
     Babel(app, locale_selector=select_locale)
     install_request_translations(app)
@@ -166,4 +163,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    from idp.flow.fastpath import LoginFastPath
+
+    app.wsgi_app = LoginFastPath(app.wsgi_app, app, SECURITY_HEADERS)  # type: ignore[method-assign]
+    app.extensions["varco_login_fastpath"] = app.wsgi_app
+    if settings.server.trusted_proxies:
+        # Outermost, so every layer beneath sees the client's address and scheme.
+        n = settings.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     return app

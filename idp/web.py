@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, current_app, g, request
 from flask_babel import get_locale, get_translations
+from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import BadRequest
 
 BROWSER_COOKIE = "varco_browser"
@@ -21,7 +23,7 @@ class FormTokenError(Exception):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # missing | invalid | replayed
+        self.reason = reason  # missing | invalid | form_expired | replayed
 
 
 def services():  # type: ignore[no-untyped-def]
@@ -43,7 +45,7 @@ def browser_id() -> str:
     """A random id bound to this browser by a signed cookie; flows and form tokens are tied to it."""
     if "browser_id" in g:
         return g.browser_id
-    value = _verify_signed(request.cookies.get(BROWSER_COOKIE, ""))
+    value = verify_browser_cookie(services().keys.cookie_key, request.cookies.get(BROWSER_COOKIE, ""))
     if value is None:
         value = secrets.token_urlsafe(24)
         g.set_browser_cookie = True
@@ -53,41 +55,65 @@ def browser_id() -> str:
 
 def attach_browser_cookie(response: Response) -> Response:
     if g.get("set_browser_cookie"):
-        set_cookie(response, BROWSER_COOKIE, _sign(g.browser_id))
+        set_cookie(response, BROWSER_COOKIE, sign_browser_cookie(services().keys.cookie_key, g.browser_id))
     return response
 
 
-def _mac(message: str) -> str:
-    return hmac.new(services().keys.cookie_key, message.encode(), hashlib.sha256).hexdigest()[:32]
+# The signed values below take the key as an argument: the login fast path (idp/flow/fastpath.py)
+# uses them beneath the framework, with no request or application context.
+def mac(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _sign(value: str) -> str:
-    return f"{value}.{_mac('browser|' + value)}"
+def sign_browser_cookie(key: bytes, value: str) -> str:
+    return f"{value}.{mac(key, 'browser|' + value)}"
 
 
-def _verify_signed(signed: str) -> str | None:
-    value, _, mac = signed.rpartition(".")
-    if not value or len(signed) > 200 or not hmac.compare_digest(mac, _mac("browser|" + value)):
+def verify_browser_cookie(key: bytes, signed: str) -> str | None:
+    value, _, tag = signed.rpartition(".")
+    if not value or len(signed) > 200 or not hmac.compare_digest(tag, mac(key, "browser|" + value)):
         return None
     return value
 
 
-def issue_form_token(scope: str, ttl: int) -> str:
-    """A single-use token for one rendering of one form; its MAC binds it to this browser and scope."""
+def new_form_token(svc, browser: str, scope: str, ttl: int) -> str:  # type: ignore[no-untyped-def]
+    """A single-use token for one rendering of one form: its MAC binds it to this browser, the scope
+    and its expiry. Rendering a form writes nothing; the store learns of a token when it is used."""
     nonce = secrets.token_urlsafe(16)
-    services().ephemeral.set(f"form:{scope}:{nonce}", "1", ttl)
-    return f"{nonce}.{_mac(f'form|{browser_id()}|{scope}|{nonce}')}"
+    expires = int(time.time()) + ttl
+    return f"{nonce}.{expires}.{mac(svc.keys.cookie_key, f'form|{browser}|{scope}|{nonce}|{expires}')}"
+
+
+def check_form_token(svc, browser: str, scope: str, token: str) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """(nonce, expiry) of a token whose MAC holds for this browser and scope; nothing is used up yet."""
+    if not token:
+        raise FormTokenError("missing")
+    nonce, _, rest = token.partition(".")
+    expires, _, tag = rest.partition(".")
+    if (
+        len(token) > 200
+        or not (expires.isascii() and expires.isdigit() and len(expires) <= 12)
+        or not hmac.compare_digest(tag, mac(svc.keys.cookie_key, f"form|{browser}|{scope}|{nonce}|{expires}"))
+    ):
+        raise FormTokenError("invalid")
+    if int(expires) <= time.time():
+        raise FormTokenError("form_expired")
+    return nonce, int(expires)
+
+
+def take_form_token(svc, browser: str, scope: str, token: str) -> None:  # type: ignore[no-untyped-def]
+    """Use the token up: the first use claims its nonce (set-if-absent) until it would have expired."""
+    nonce, expires = check_form_token(svc, browser, scope, token)
+    if not svc.ephemeral.add(f"form:{scope}:{nonce}", "used", max(1, expires - int(time.time()))):
+        raise FormTokenError("replayed")
+
+
+def issue_form_token(scope: str, ttl: int) -> str:
+    return new_form_token(services(), browser_id(), scope, ttl)
 
 
 def consume_form_token(scope: str) -> None:
-    token = request.form.get(FORM_TOKEN_FIELD, "")
-    if not token:
-        raise FormTokenError("missing")
-    nonce, _, mac = token.partition(".")
-    if len(token) > 200 or not hmac.compare_digest(mac, _mac(f"form|{browser_id()}|{scope}|{nonce}")):
-        raise FormTokenError("invalid")
-    if services().ephemeral.take(f"form:{scope}:{nonce}") is None:
-        raise FormTokenError("replayed")
+    take_form_token(services(), browser_id(), scope, request.form.get(FORM_TOKEN_FIELD, ""))
 
 
 def safe_return_path(target: str | None, default: str = "/account") -> str:
@@ -103,11 +129,16 @@ def safe_return_path(target: str | None, default: str = "/account") -> str:
 
 
 def select_locale() -> str:
-    supported = list(services().settings.i18n.locales)
     requested = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    return choose_locale(services().settings.i18n, requested, request.accept_languages)
+
+
+def choose_locale(i18n, requested: str | None, accepted: LanguageAccept) -> str:  # type: ignore[no-untyped-def]
+    """`?lang=` or the language cookie, else the browser's Accept-Language, else the default."""
+    supported = list(i18n.locales)
     if requested in supported:
         return requested
-    return request.accept_languages.best_match(supported) or services().settings.i18n.default_locale
+    return accepted.best_match(supported) or i18n.default_locale
 
 
 def request_translations():  # type: ignore[no-untyped-def]

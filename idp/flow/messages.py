@@ -18,6 +18,7 @@ MESSAGES = {
     "missing": _l("The form was sent without its security token. Reload the page and try again."),
     "invalid": _l("The form's security token is not valid. Reload the page and try again."),
     "replayed": _l("This form has already been submitted. Start again from the login page."),
+    "form_expired": _l("This form has expired. Reload the page and try again."),
     "flow_expired": _l("Your login session has expired. Please start again."),
     "code_format": _l("Enter the 6-digit code (or a recovery code such as abcde-fghjk)."),
     "wrong_code": _l("This code is not valid. Check it and try again."),

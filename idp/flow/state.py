@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
 import secrets
@@ -13,6 +15,9 @@ from idp.flow.request import AuthnResult, LoginRequest
 from idp.store.ephemeral import Ephemeral
 
 FINISHED = "finished"
+ABANDONED = "abandoned"
+# A fresh flow's id: 16 random characters, the creation time (8 hex digits) and a 22-character MAC.
+FRESH_ID_LENGTH = 46
 
 
 class FlowExpired(Exception):
@@ -48,14 +53,42 @@ class FlowState:
 
 
 class FlowStore:
-    def __init__(self, ephemeral: Ephemeral, ttl: int) -> None:
+    def __init__(self, ephemeral: Ephemeral, ttl: int, key: bytes) -> None:
         self.ephemeral = ephemeral
         self.ttl = ttl
+        self.key = key
 
     def start(self, request: LoginRequest, browser: str) -> FlowState:
         state = FlowState(id=secrets.token_urlsafe(18), browser=browser, request=request, created=int(time.time()))
         self.save(state)
         return state
+
+    def start_fresh(self, browser: str) -> FlowState:
+        """A local login that asks for nothing in particular (someone opening /login). It is not
+        stored until it changes: its id carries its creation time and a MAC binding it to the
+        browser, so that viewing the login page writes nothing to the store."""
+        nonce, created = secrets.token_urlsafe(12), int(time.time())
+        flow_id = f"{nonce}{created:08x}{self._fresh_tag(browser, nonce, created)}"
+        return FlowState(id=flow_id, browser=browser, request=LoginRequest(), created=created)
+
+    def _fresh_tag(self, browser: str, nonce: str, created: int) -> str:
+        digest = hmac.new(self.key, f"flow|{browser}|{nonce}|{created}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:16]).decode()[:22]
+
+    def _fresh(self, flow_id: str, browser: str) -> FlowState | None:
+        """The fresh flow `flow_id` names, if it was started by this browser and has not expired."""
+        if len(flow_id) != FRESH_ID_LENGTH:
+            return None
+        nonce, created_hex, tag = flow_id[:16], flow_id[16:24], flow_id[24:]
+        try:
+            created = int(created_hex, 16)
+        except ValueError:
+            return None
+        if not hmac.compare_digest(tag, self._fresh_tag(browser, nonce, created)):
+            return None
+        if not 0 <= time.time() - created <= self.ttl:
+            return None
+        return FlowState(id=flow_id, browser=browser, request=LoginRequest(), created=created)
 
     def save(self, state: FlowState) -> None:
         self.ephemeral.set(f"flow:{state.id}", state.to_json(), self.ttl)
@@ -65,9 +98,14 @@ class FlowStore:
             raise FlowExpired()
         raw = self.ephemeral.get(f"flow:{flow_id}")
         if raw is None:
-            raise FlowExpired()
+            fresh = self._fresh(flow_id, browser)
+            if fresh is None:
+                raise FlowExpired()
+            return fresh
         if raw == FINISHED:
             raise FlowExpired(finished=True)
+        if raw == ABANDONED:
+            raise FlowExpired()
         state = FlowState.from_json(raw)
         if not hmac.compare_digest(state.browser, browser):
             raise FlowExpired()
@@ -82,7 +120,8 @@ class FlowStore:
         self.ephemeral.set(f"flow:{state.id}", FINISHED, self.ttl)
 
     def abandon(self, state: FlowState) -> None:
-        self.ephemeral.delete(f"flow:{state.id}")
+        # A marker rather than a deletion: a fresh flow's id would otherwise start over.
+        self.ephemeral.set(f"flow:{state.id}", ABANDONED, self.ttl)
 
     def take_result(self, flow_id: str | None, browser: str) -> tuple[LoginRequest, AuthnResult] | None:
         """The finished flow's request and result, once, and only to the browser that ran it."""

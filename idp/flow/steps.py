@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from flask import request
-
 from idp.accounts.identifiers import InvalidInput, check_text
 from idp.accounts.passwords import PasswordRejected
 from idp.flow.state import FlowState
@@ -27,6 +25,8 @@ class FlowContext:
     state: FlowState
     services: Any
     _account: Account | None = field(default=None, repr=False)
+    # The browser's address, for the audit log.
+    remote_addr: str | None = None
     # Set when rendering a step changed the flow state (e.g. a WebAuthn challenge), so it is saved.
     dirty: bool = False
 
@@ -116,7 +116,7 @@ class PasswordStep(Step):
             ctx.state.data["username"] = username.strip()
         if errors:
             return StepErrors(errors)
-        outcome = ctx.services.accounts.authenticate(username, password, remote_addr=request.remote_addr)
+        outcome = ctx.services.accounts.authenticate(username, password, remote_addr=ctx.remote_addr)
         if outcome.status == "invalid":
             return StepErrors({"form": "invalid_credentials"}, 401)
         if outcome.status == "throttled":

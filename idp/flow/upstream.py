@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from flask import url_for
+from flask import request, url_for
 
 from federation.base import UpstreamIdentity
 from idp.flow.mfa_steps import grant_second_factor
@@ -22,7 +22,7 @@ def strong_login_returned(flow_id: str, identity: UpstreamIdentity) -> str:
         state = svc.flows.load(flow_id, browser_id())
     except FlowExpired:
         return url_for("flow.login")
-    ctx = FlowContext(state, svc)
+    ctx = FlowContext(state, svc, remote_addr=request.remote_addr)
     if state.account_id is None and identity.fiscal_code:
         # SPID/CIE/eIDAS as the way in: the identity is linked to the account by its fiscal code.
         found = svc.accounts.find_by_fiscal_code(identity.fiscal_code)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
+from idp.flow.finish import complete_login
 from idp.flow.messages import message
-from idp.flow.request import AuthnResult, LoginRequest
+from idp.flow.request import LoginRequest
 from idp.flow.runner import current_step
 from idp.flow.state import FlowExpired
-from idp.flow.steps import ACR_MFA, ACR_SINGLE_FACTOR, FlowContext, StepAbort, StepErrors, StepRedirect
-from idp.mfa.policy import SECOND_FACTORS
+from idp.flow.steps import FlowContext, StepAbort, StepErrors, StepRedirect
 from idp.sessions import SSO_COOKIE, current_sso_session
 from idp.web import (
     FormTokenError,
@@ -24,6 +22,9 @@ from idp.web import (
 )
 
 bp = Blueprint("flow", __name__)
+# The WSGI environ key under which the login fast path hands over a form it has already submitted
+# (flow id, step outcome); the environ is the server's, so a client cannot set it.
+SUBMITTED_BENEATH = "varco.login.submitted"
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -32,6 +33,7 @@ def login() -> Response | tuple[str, int] | str:
     flow_id = request.args.get("flow")
     # Fail early: no one should type a password into a page that cannot check it.
     svc.db.ping(max_age=1.0)
+    svc.ephemeral.ping(max_age=1.0)
     if flow_id is None:
         if request.method == "POST":
             return expired_page()
@@ -40,16 +42,24 @@ def login() -> Response | tuple[str, int] | str:
         state = svc.flows.load(flow_id, browser_id())
     except FlowExpired as exc:
         return expired_page("replayed" if exc.finished and request.method == "POST" else "flow_expired")
-    ctx = FlowContext(state, svc)
+    ctx = FlowContext(state, svc, remote_addr=request.remote_addr)
     step = current_step(ctx)
     if step is not None and request.method == "POST":
-        try:
-            consume_form_token(f"flow:{state.id}")
-        except FormTokenError as exc:
-            if exc.reason == "replayed":
-                return expired_page("replayed")
-            return render_step(ctx, step, StepErrors({"form": exc.reason}))
-        outcome = step.submit(ctx, request.form)
+        submitted = request.environ.get(SUBMITTED_BENEATH)
+        if submitted is not None and submitted[0] == state.id:
+            # The login fast path took the form token and ran the step; only the page is left to render
+            # (or the store fault it met, answered as the view answers one).
+            outcome = submitted[1]
+            if isinstance(outcome, Exception):
+                raise outcome
+        else:
+            try:
+                consume_form_token(f"flow:{state.id}")
+            except FormTokenError as exc:
+                if exc.reason in ("replayed", "form_expired"):
+                    return expired_page(exc.reason)
+                return render_step(ctx, step, StepErrors({"form": exc.reason}))
+            outcome = step.submit(ctx, request.form)
         if isinstance(outcome, StepAbort):
             svc.flows.abandon(state)
             return expired_page(outcome.code, outcome.status)
@@ -73,14 +83,22 @@ def start_local_flow() -> Response | tuple[str, int]:
     if current_sso_session() is not None:
         return redirect(return_to, 303)
     hint = request.args.get("login_hint", "")[:256] or None
-    state = services().flows.start(LoginRequest(return_to=return_to, login_hint=hint), browser_id())
+    login_request = LoginRequest(return_to=return_to, login_hint=hint)
+    if login_request == LoginRequest():
+        state = services().flows.start_fresh(browser_id())
+    else:
+        state = services().flows.start(login_request, browser_id())
     # Rendered at once (no redirect): the form posts to /login?flow=<id>.
-    ctx = FlowContext(state, services())
+    ctx = FlowContext(state, services(), remote_addr=request.remote_addr)
     return render_step(ctx, current_step(ctx))
 
 
 def render_step(ctx: FlowContext, step, errors: StepErrors | None = None) -> tuple[str, int]:  # type: ignore[no-untyped-def]
     token = issue_form_token(f"flow:{ctx.state.id}", services().flows.ttl)
+    return render_step_page(ctx, step, token, errors)
+
+
+def render_step_page(ctx: FlowContext, step, token: str, errors: StepErrors | None = None) -> tuple[str, int]:  # type: ignore[no-untyped-def]
     field_errors = {name: message(code) for name, code in (errors.fields if errors else {}).items()}
     # A 200 "error" is a notice (e.g. "code sent"), not a problem.
     notice = field_errors.pop("form") if errors and errors.status == 200 else None
@@ -101,35 +119,9 @@ def render_step(ctx: FlowContext, step, errors: StepErrors | None = None) -> tup
 
 def finish(ctx: FlowContext) -> Response:
     svc = services()
-    state = ctx.state
-    # Session fixation: a login always gets a new session id (OWASP ASVS 3.2.1).
-    carried: list[dict] = []
-    if SSO_COOKIE in request.cookies:
-        old = svc.sessions.get(request.cookies[SSO_COOKIE])
-        # The same person logging in again (step-up, forced re-authentication) keeps the services
-        # of the old session, so a later logout still reaches them.
-        if old is not None and old.account_id == state.account_id:
-            carried = svc.sessions.participants(old.id)
-        svc.sessions.end(request.cookies[SSO_COOKIE])
-    # amr and acr tell the truth: MFA only when a second factor was really given (RFC 8176).
-    amr = [method for method in state.amr if method != "mfa"]
-    multi = bool(SECOND_FACTORS & set(amr)) and len(amr) >= 2
-    if multi:
-        amr.append("mfa")
-    acr = ACR_MFA if multi or bool({"spid", "cie", "eidas"} & set(amr)) else ACR_SINGLE_FACTOR
-    mfa_at = state.data.get("mfa_at") if multi or acr == ACR_MFA else None
-    session = svc.sessions.create(state.account_id, tuple(amr), acr, state.auth_time, state.remember, mfa_at)
-    for entry in carried:
-        svc.sessions.add_participant(session.id, entry["protocol"], entry["relying_party"], entry["details"])
-    result = AuthnResult(
-        subject=state.account_id, amr=tuple(amr), acr=acr, auth_time=state.auth_time, session_id=session.id
-    )
-    svc.flows.finish(state, result)
-    target = state.request.return_to
-    if state.request.protocol != "local":
-        target += ("&" if "?" in target else "?") + urlencode({"flow": state.id})
+    target, session = complete_login(svc, ctx.state, request.cookies.get(SSO_COOKIE))
     response = redirect(target, 303)
-    set_cookie(response, SSO_COOKIE, session.id, max_age=svc.sessions.lifetime(True) if state.remember else None)
+    set_cookie(response, SSO_COOKIE, session.id, max_age=svc.sessions.lifetime(True) if ctx.state.remember else None)
     return response
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
-from idp.store.db import Database
+from idp.store.db import Database, DatabaseUnavailable
 from idp.store.models import EphemeralEntry
 
 
@@ -45,8 +45,10 @@ class Ephemeral(Protocol):
     def incr(self, key: str, ttl: int) -> int:
         """Add one to a counter; the window of `ttl` seconds starts with the first increment."""
 
-    def ping(self) -> None:
-        """Raise EphemeralUnavailable when the store does not answer."""
+    def ping(self, max_age: float = 0.0) -> None:
+        """Raise EphemeralUnavailable when the store does not answer. With `max_age`, an answer
+        within that many seconds counts as one (a page that needs no store still fails closed
+        during an outage, at one round trip per `max_age` under load)."""
 
 
 class RedisEphemeral:
@@ -58,6 +60,7 @@ class RedisEphemeral:
             url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30, decode_responses=True
         )
         self._local = threading.local()
+        self._last_ok = 0.0
 
     @property
     def client(self) -> redis.Redis:
@@ -65,7 +68,9 @@ class RedisEphemeral:
         the shared pool and giving it back costs more than the command itself (every login makes several)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = redis.Redis(connection_pool=self.pool, single_connection_client=True)
+            # redis-py connects here already: a refused connection is an outage like any other.
+            client = self._call(redis.Redis, connection_pool=self.pool, single_connection_client=True)
+            self._local.client = client
         return client
 
     def _k(self, key: str) -> str:
@@ -73,9 +78,12 @@ class RedisEphemeral:
 
     def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except redis.RedisError as exc:
+            self._last_ok = 0.0
             raise EphemeralUnavailable(f"redis: {exc}") from exc
+        self._last_ok = time.monotonic()
+        return result
 
     def set(self, key: str, value: str, ttl: int) -> None:
         self._call(self.client.set, self._k(key), value, ex=max(1, ttl))
@@ -101,7 +109,9 @@ class RedisEphemeral:
 
         return self._call(run)
 
-    def ping(self) -> None:
+    def ping(self, max_age: float = 0.0) -> None:
+        if max_age and time.monotonic() - self._last_ok < max_age:
+            return
         self._call(self.client.ping)
 
     def close(self) -> None:
@@ -196,8 +206,12 @@ class SqlEphemeral:
         ).returning(EphemeralEntry.counter)
         return self._run(lambda conn: int(conn.execute(stmt).scalar_one()))
 
-    def ping(self) -> None:
-        self._run(lambda conn: conn.execute(select(1)).scalar_one())
+    def ping(self, max_age: float = 0.0) -> None:
+        # The table lives in the durable store, whose own liveness is remembered there.
+        try:
+            self.db.ping(max_age)
+        except DatabaseUnavailable as exc:
+            raise EphemeralUnavailable(f"sql: {exc}") from exc
 
     def close(self) -> None:
         pass

@@ -1,0 +1,234 @@
+"""The password login, answered beneath the web framework when nothing but the password is at stake.
+
+A login is two requests: GET /login (a flow, a form token, the page) and POST of the credentials
+(argon2id, the SSO session, a redirect). The hash is meant to be nearly the whole cost of a login
+(bench/login.py), yet after each 19 MiB argon2id run the processor caches hold little of Flask,
+Werkzeug's routing and Jinja, and running them again cost about a third as much as the hash.
+
+This layer answers the two requests of a plain password login itself, with the very functions
+the login view uses: the same flow store, form tokens, step (`PasswordStep.submit`), step order
+(`runner.current_step`) and finish (`finish.complete_login`). What it leaves out is only the
+framework around them: routing, the request object, and the template, which it renders once per
+language through the framework and then fills in.
+
+- GET /login with no query string and no SSO cookie: a new local flow, the login page.
+- POST /login?flow=ID with a well-formed form for a flow still at its password step, a valid
+  browser cookie and no SSO cookie: the step runs here. A login that is complete answers 303 to
+  where the flow returns; a login that needs another step (a temporary password, a second factor)
+  answers 303 to /login?flow=ID, as the view does. A refusal (wrong password, unknown user,
+  throttled, disabled) is handed to the view with the step's outcome, since it needs a page.
+
+Every other request, and every request the checks here are not sure of (a form token that does
+not verify or was used, an odd content type or length, a field sent twice, a percent-escape
+that is not UTF-8, any query parameter...), goes on untouched to the framework, which gives the
+page and message it always gives. `tests/flows/test_login_fastpath.py` holds both paths to the
+same answers, request by request.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header, parse_cookie
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Response
+
+from idp.flow.finish import complete_login
+from idp.flow.request import LoginRequest
+from idp.flow.runner import current_step
+from idp.flow.state import FlowExpired, FlowState
+from idp.flow.steps import FlowContext, PasswordStep, StepErrors
+from idp.flow.views import SUBMITTED_BENEATH, render_step_page
+from idp.mfa.policy import request_requires_mfa
+from idp.sessions import SSO_COOKIE
+from idp.store.db import DatabaseUnavailable
+from idp.store.ephemeral import EphemeralUnavailable
+from idp.web import (
+    BROWSER_COOKIE,
+    FORM_TOKEN_FIELD,
+    LANG_COOKIE,
+    FormTokenError,
+    choose_locale,
+    new_form_token,
+    sign_browser_cookie,
+    take_form_token,
+    verify_browser_cookie,
+)
+
+FLOW_QUERY = re.compile(r"flow=([A-Za-z0-9_-]{1,64})")
+FORM_TYPE = "application/x-www-form-urlencoded"
+# A login form is three or four short fields; anything longer goes to the framework path.
+MAX_BODY = 4096
+FIELDS = frozenset({FORM_TOKEN_FIELD, "username", "password", "remember"})
+# Marks rendered into the page in place of the flow id and the form token, then replaced.
+FLOW_MARK = "VarcoFlowMark0000000000000000"
+TOKEN_MARK = "VarcoTokenMark000000000000000"  # noqa: S105 (a placeholder, not a secret)
+PASSWORD_STEP = PasswordStep()
+
+
+def read_form(body: bytes) -> dict[str, str] | None:
+    """The login form's fields, or None when the body is anything but plain: every field known,
+    each at most once, `name=value`, valid percent-encoded UTF-8 (what the framework path would
+    refuse or read differently is left to it)."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    form: dict[str, str] = {}
+    for part in text.split("&"):
+        name, sep, value = part.partition("=")
+        if not sep or name not in FIELDS or name in form:
+            return None
+        try:
+            form[name] = unquote_to_bytes(value.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not {FORM_TOKEN_FIELD, "username", "password"} <= form.keys():
+        return None
+    return form
+
+
+class LoginFastPath:
+    """WSGI middleware around Varco's Flask application (`flask_app.wsgi_app`, inside ProxyFix)."""
+
+    def __init__(self, app: Callable, flask_app: Any, security_headers: tuple[tuple[str, str], ...]) -> None:
+        self.app = app
+        self.flask_app = flask_app
+        self.svc = flask_app.extensions["varco"]
+        self.security_headers = security_headers
+        self.pages: dict[str, tuple[str, ...]] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        if environ.get("PATH_INFO") == "/login":
+            method = environ.get("REQUEST_METHOD")
+            try:
+                if method == "GET":
+                    response = self.login_page(environ)
+                elif method == "POST":
+                    response = self.submit(environ)
+                else:
+                    response = None
+            except (DatabaseUnavailable, EphemeralUnavailable):
+                # The framework path answers the outage with its 503 page.
+                response = None
+            if response is not None:
+                return response(environ, start_response)
+        return self.app(environ, start_response)
+
+    # --- GET /login -----------------------------------------------------------------------
+    def login_page(self, environ: dict) -> Response | None:
+        if environ.get("QUERY_STRING"):
+            return None
+        cookies = parse_cookie(environ)
+        if SSO_COOKIE in cookies:
+            return None  # a live session goes straight on; the view checks it
+        svc = self.svc
+        svc.db.ping(max_age=1.0)
+        svc.ephemeral.ping(max_age=1.0)
+        key = svc.keys.cookie_key
+        browser = verify_browser_cookie(key, cookies.get(BROWSER_COOKIE, ""))
+        new_browser = browser is None
+        if browser is None:
+            import secrets
+
+            browser = secrets.token_urlsafe(24)
+        accepted = parse_accept_header(environ.get("HTTP_ACCEPT_LANGUAGE"), LanguageAccept)
+        locale = choose_locale(svc.settings.i18n, cookies.get(LANG_COOKIE), accepted)
+        state = svc.flows.start_fresh(browser)
+        token = new_form_token(svc, browser, f"flow:{state.id}", svc.flows.ttl)
+        html = self.page(locale, environ.get("SCRIPT_NAME", ""))
+        response = Response(html.replace(FLOW_MARK, state.id).replace(TOKEN_MARK, token), mimetype="text/html")
+        if new_browser:
+            self.set_cookie(response, environ, BROWSER_COOKIE, sign_browser_cookie(key, browser))
+        return self.finish_headers(response)
+
+    def page(self, locale: str, script_name: str) -> str:
+        """The login page of a new flow in `locale`, rendered by the framework with marks for
+        the flow id and the form token."""
+        key = f"{locale}|{script_name}"
+        page = self.pages.get(key)
+        if page is None:
+            with self.lock, self.flask_app.test_request_context(
+                "/login", base_url=f"http://localhost{script_name}", headers={"Cookie": f"{LANG_COOKIE}={locale}"}
+            ):
+                state = FlowState(id=FLOW_MARK, browser="", request=LoginRequest(), created=0)
+                page, _ = render_step_page(FlowContext(state, self.svc), PASSWORD_STEP, TOKEN_MARK)
+            self.pages[key] = page
+        return page
+
+    # --- POST /login?flow=ID ----------------------------------------------------------------
+    def submit(self, environ: dict) -> Response | None:
+        found = FLOW_QUERY.fullmatch(environ.get("QUERY_STRING", ""))
+        length = environ.get("CONTENT_LENGTH", "")
+        if (
+            found is None
+            or environ.get("CONTENT_TYPE") != FORM_TYPE
+            or "HTTP_TRANSFER_ENCODING" in environ
+            or not (length.isascii() and length.isdigit() and 0 < int(length) <= MAX_BODY)
+        ):
+            return None
+        body = environ["wsgi.input"].read(int(length))
+        # Whoever answers, it reads the body as sent.
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = read_form(body) if len(body) == int(length) else None
+        if form is None:
+            return None
+        cookies = parse_cookie(environ)
+        svc = self.svc
+        browser = verify_browser_cookie(svc.keys.cookie_key, cookies.get(BROWSER_COOKIE, ""))
+        if browser is None or SSO_COOKIE in cookies:
+            return None
+        svc.db.ping(max_age=1.0)
+        try:
+            state = svc.flows.load(found.group(1), browser)
+        except FlowExpired:
+            return None
+        # The password is the flow's first step (runner.STEPS): it is the current one exactly while
+        # no account is known. A request that wants more than a password is left to the view.
+        if state.account_id is not None or request_requires_mfa(state.request):
+            return None
+        try:
+            take_form_token(svc, browser, f"flow:{state.id}", form[FORM_TOKEN_FIELD])
+        except FormTokenError:
+            # Nothing was used up, or the token was used before: the view finds the same.
+            return None
+        ctx = FlowContext(state, svc, remote_addr=environ.get("REMOTE_ADDR"))
+        try:
+            outcome = PASSWORD_STEP.submit(ctx, form)
+            if isinstance(outcome, StepErrors):
+                svc.flows.save(state)
+        except (DatabaseUnavailable, EphemeralUnavailable) as exc:
+            # The token is spent: the view must not call the form a replay, it answers the fault.
+            outcome = exc
+        if outcome is not None:
+            environ[SUBMITTED_BENEATH] = (state.id, outcome)
+            return None
+        if current_step(ctx) is not None:
+            svc.flows.save(state)
+            return self.finish_headers(redirect(f"{environ.get('SCRIPT_NAME', '')}/login?flow={state.id}", 303))
+        target, session = complete_login(svc, state, None)
+        response = redirect(target, 303)
+        max_age = svc.sessions.lifetime(True) if state.remember else None
+        self.set_cookie(response, environ, SSO_COOKIE, session.id, max_age)
+        return self.finish_headers(response)
+
+    # --- what the framework's after-request hooks add -----------------------------------------
+    def set_cookie(
+        self, response: Response, environ: dict, name: str, value: str, max_age: int | None = None
+    ) -> None:
+        mode = self.svc.settings.sessions.cookie_secure
+        secure = mode == "always" or (mode == "auto" and environ.get("wsgi.url_scheme") == "https")
+        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure, path="/")
+
+    def finish_headers(self, response: Response) -> Response:
+        for name, value in self.security_headers:
+            response.headers.add(name, value)
+        response.headers["Cache-Control"] = "no-store"
+        return response

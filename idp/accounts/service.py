@@ -8,18 +8,18 @@ import re
 from dataclasses import dataclass
 
 from codicefiscale import codicefiscale
-from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from idp.accounts.identifiers import InvalidInput, check_text, normalise_identifier
 from idp.accounts.passwords import PasswordRejected, Passwords, generate_temporary_password
-from idp.ops.audit import record
+from idp.ops.audit import log_event, record
 from idp.settings import Settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral
-from idp.store.models import Account, LoginIdentifier, PersonCodeSequence, utcnow
+from idp.store.models import Account, AuditEvent, LoginIdentifier, PersonCodeSequence, utcnow
 
 POPULATIONS = ("student", "staff", "guest", "service")
 STATUSES = ("active", "disabled")
@@ -61,6 +61,13 @@ class LoginOutcome:
 # The login path's statements, built once (building one costs more CPU than running it).
 _ACCOUNTS = Account.__table__
 _FIND_BY_IDENTIFIER = select(Account).join(LoginIdentifier).where(LoginIdentifier.value == bindparam("identifier"))
+# The same lookup in Core, for the login: a row, with no ORM session around it.
+_IDENTIFIERS = LoginIdentifier.__table__
+_FIND_ROW_BY_IDENTIFIER = (
+    select(_ACCOUNTS)
+    .join(_IDENTIFIERS, _IDENTIFIERS.c.account_id == _ACCOUNTS.c.id)
+    .where(_IDENTIFIERS.c.value == bindparam("identifier"))
+)
 _RECORD_LOGIN = (
     update(_ACCOUNTS)
     .where(_ACCOUNTS.c.id == bindparam("b_account_id"))
@@ -70,6 +77,21 @@ _RECORD_LOGIN = (
         # A new hash only when the argon2 parameters changed; otherwise the stored one stays.
         password_hash=func.coalesce(bindparam("b_new_hash", type_=String()), _ACCOUNTS.c.password_hash),
     )
+)
+# PostgreSQL: the count and its audit row in one statement (a data-modifying CTE), which is atomic
+# by itself: one round trip and no BEGIN/COMMIT. SQLite runs the two statements in a transaction.
+_AUDIT = AuditEvent.__table__
+_COUNTED = _RECORD_LOGIN.values(updated_at=bindparam("b_at")).returning(_ACCOUNTS.c.id).cte("counted")
+_RECORD_LOGIN_AUDITED = insert(_AUDIT).from_select(
+    ["at", "action", "actor", "account_id", "detail", "remote_addr"],
+    select(
+        bindparam("a_at", type_=_AUDIT.c.at.type),
+        bindparam("a_action", type_=_AUDIT.c.action.type),
+        bindparam("a_actor", type_=_AUDIT.c.actor.type),
+        _COUNTED.c.id,
+        bindparam("a_detail", type_=_AUDIT.c.detail.type),
+        bindparam("a_remote_addr", type_=_AUDIT.c.remote_addr.type),
+    ).select_from(_COUNTED),
 )
 
 
@@ -206,9 +228,11 @@ class AccountService:
     # --- password login ---------------------------------------------------------------------
     def authenticate(self, typed: str, password: str, *, remote_addr: str | None = None) -> LoginOutcome:
         normalised = normalise_identifier(typed)
-        # Read without a transaction, and hold no database connection while argon2 runs.
-        with self.db.reader() as session:
-            account = self._find(session, normalised)
+        # Read without a transaction, and hold no database connection while argon2 runs. The
+        # account comes back detached (never added to a session): the login only reads it.
+        with self.db.autocommit() as conn:
+            row = conn.execute(_FIND_ROW_BY_IDENTIFIER, {"identifier": normalised}).first()
+        account = Account(**row._mapping) if row is not None else None
         throttle_key = "loginfail:" + (
             f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
         )
@@ -233,12 +257,17 @@ class AccountService:
         if account.password_hash and self.passwords.needs_rehash(account.password_hash):
             new_hash = self.passwords.hash(password)
         at = utcnow()
-        with self.db.session() as session:
-            # One transaction: the login is counted and audited together, or not at all.
-            session.connection().execute(
-                _RECORD_LOGIN, {"b_account_id": account.id, "b_at": at, "b_new_hash": new_hash}
-            )
-            record(session, "login.password", account.username, account.id, {}, remote_addr)
+        counted = {"b_account_id": account.id, "b_at": at, "b_new_hash": new_hash}
+        # The login is counted and audited together, or not at all.
+        if self.db.dialect == "postgresql":
+            audit = {"a_at": at, "a_action": "login.password", "a_actor": account.username, "a_detail": {}}
+            with self.db.autocommit() as conn:
+                conn.execute(_RECORD_LOGIN_AUDITED, {**counted, **audit, "a_remote_addr": remote_addr})
+            log_event("login.password", account.username, account.id, {})
+        else:
+            with self.db.session() as session:
+                session.connection().execute(_RECORD_LOGIN, counted)
+                record(session, "login.password", account.username, account.id, {}, remote_addr)
         # The caller's copy shows this login too (the 2FA rules count logins).
         set_committed_value(account, "login_count", account.login_count + 1)
         set_committed_value(account, "last_login_at", at)

@@ -63,6 +63,9 @@ from idp.web import (
 
 FLOW_QUERY = re.compile(r"flow=([A-Za-z0-9_-]{1,64})")
 FORM_TYPE = "application/x-www-form-urlencoded"
+# Varco at the root or under a plain path (/idp); a mount path needing escapes or decoding is the
+# framework path's to interpret.
+MOUNT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*")
 # A login form is three or four short fields; anything longer goes to the framework path.
 MAX_BODY = 4096
 FIELDS = frozenset({FORM_TOKEN_FIELD, "username", "password", "remember"})
@@ -106,7 +109,7 @@ class LoginFastPath:
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
-        if environ.get("PATH_INFO") == "/login":
+        if environ.get("PATH_INFO") == "/login" and MOUNT_PATH.fullmatch(environ.get("SCRIPT_NAME", "")):
             method = environ.get("REQUEST_METHOD")
             try:
                 if method == "GET":

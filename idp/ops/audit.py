@@ -35,4 +35,9 @@ def record(
             "remote_addr": remote_addr,
         },
     )
+    log_event(action, actor, account_id, detail)
+
+
+def log_event(action: str, actor: str, account_id: str | None, detail: dict | None) -> None:
+    """The log line of an audit row (for a row written by a statement of the caller's own)."""
     log.info("%s actor=%s account=%s %s", action, actor, account_id, detail or "")

@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,6 +54,7 @@ class Database:
         self.readers = sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._last_ok = 0.0
 
     @property
@@ -67,6 +68,18 @@ class Database:
     def reader(self) -> contextlib.AbstractContextManager[Session]:
         """Reads only, outside any transaction; the connection goes back to the pool on exit."""
         return self._unit(self.readers, commit=False)
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A Core connection on which each statement commits by itself (for a statement that is a
+        whole unit of work on its own); no ORM session, no BEGIN, no COMMIT."""
+        try:
+            with self._autocommit_engine.connect() as conn:
+                yield conn
+            self._last_ok = time.monotonic()
+        except OperationalError as exc:
+            self._last_ok = 0.0
+            raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
     @contextlib.contextmanager
     def _unit(self, factory: sessionmaker, commit: bool) -> Iterator[Session]:

@@ -7,8 +7,10 @@ import re
 import pytest
 from sqlalchemy import select
 
+from idp.mfa.policy import aware
 from idp.sessions import SSO_COOKIE
-from idp.store.models import AuditEvent
+from idp.store.models import Account, AuditEvent
+from tests.support.pages import Browser
 
 
 def sso_cookie(browser):
@@ -233,3 +235,20 @@ def test_a_new_login_of_the_same_person_keeps_the_services_of_the_old_session(ap
     second = sso_cookie(browser).value
     assert second != first
     assert [p["relying_party"] for p in sessions.participants(second)] == ["lms"]
+
+
+def test_a_login_is_counted_and_audited_with_the_browser_address(app, make_account):
+    account = make_account()
+    before = account.updated_at
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert Browser(client).login("mario.rossi", "Correct-Horse-9").status == 303
+    with app.extensions["varco"].db.session() as session:
+        row = session.get(Account, account.id)
+        events = session.execute(
+            select(AuditEvent).where(AuditEvent.account_id == account.id, AuditEvent.action == "login.password")
+        ).scalars().all()
+    assert row.login_count == 1
+    assert row.last_login_at is not None
+    assert aware(row.updated_at) >= aware(before)
+    assert [(e.actor, e.remote_addr, e.detail) for e in events] == [("mario.rossi", "192.0.2.7", {})]

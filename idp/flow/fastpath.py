@@ -28,6 +28,7 @@ same answers, request by request.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from idp.flow.finish import complete_login
 from idp.flow.request import LoginRequest
 from idp.flow.runner import current_step
 from idp.flow.state import FlowExpired, FlowState
-from idp.flow.steps import FlowContext, PasswordStep, StepErrors
+from idp.flow.steps import FlowContext, PasswordStep
 from idp.flow.views import SUBMITTED_BENEATH, render_step_page
 from idp.mfa.policy import request_requires_mfa
 from idp.sessions import SSO_COOKIE
@@ -73,6 +74,7 @@ FIELDS = frozenset({FORM_TOKEN_FIELD, "username", "password", "remember"})
 FLOW_MARK = "VarcoFlowMark0000000000000000"
 TOKEN_MARK = "VarcoTokenMark000000000000000"  # noqa: S105 (a placeholder, not a secret)
 PASSWORD_STEP = PasswordStep()
+log = logging.getLogger("varco.login")
 
 
 def read_form(body: bytes) -> dict[str, str] | None:
@@ -105,7 +107,7 @@ class LoginFastPath:
         self.flask_app = flask_app
         self.svc = flask_app.extensions["varco"]
         self.security_headers = security_headers
-        self.pages: dict[str, tuple[str, ...]] = {}
+        self.pages: dict[str, str] = {}
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
@@ -120,6 +122,11 @@ class LoginFastPath:
                     response = None
             except (DatabaseUnavailable, EphemeralUnavailable):
                 # The framework path answers the outage with its 503 page.
+                response = None
+            except Exception:
+                # A fault of this layer's own, met before anything was used up (see `submit`):
+                # logged, and the framework path answers the request.
+                log.exception("login fast path failed on %s /login", method)
                 response = None
             if response is not None:
                 return response(environ, start_response)
@@ -202,15 +209,20 @@ class LoginFastPath:
         except FormTokenError:
             # Nothing was used up, or the token was used before: the view finds the same.
             return None
-        ctx = FlowContext(state, svc, remote_addr=environ.get("REMOTE_ADDR"))
         try:
-            outcome = PASSWORD_STEP.submit(ctx, form)
-            if isinstance(outcome, StepErrors):
-                svc.flows.save(state)
-        except (DatabaseUnavailable, EphemeralUnavailable) as exc:
-            # The token is spent: the view must not call the form a replay, it answers the fault.
-            outcome = exc
+            return self.run_password_step(environ, state, form)
+        except Exception as exc:  # noqa: BLE001 - raised again by the view
+            # The token is spent: the view must not call the form a replay. It answers the fault
+            # as it answers one of its own (a store outage with its 503 page, anything else with 500).
+            environ[SUBMITTED_BENEATH] = (state.id, exc)
+            return None
+
+    def run_password_step(self, environ: dict, state: FlowState, form: dict[str, str]) -> Response | None:
+        svc = self.svc
+        ctx = FlowContext(state, svc, remote_addr=environ.get("REMOTE_ADDR"))
+        outcome = PASSWORD_STEP.submit(ctx, form)
         if outcome is not None:
+            svc.flows.save(state)
             environ[SUBMITTED_BENEATH] = (state.id, outcome)
             return None
         if current_step(ctx) is not None:

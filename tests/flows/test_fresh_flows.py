@@ -116,3 +116,38 @@ def test_an_abandoned_fresh_flow_does_not_start_over(app, browser, make_account)
     response = browser.submit(page, username="mario.rossi", password="Correct-Horse-9")
     assert response.status == 400
     assert "scaduta" in response.alerts
+
+
+def test_a_fault_of_the_fast_path_before_anything_is_used_leaves_the_request_to_the_framework(
+    app, monkeypatch, caplog
+):
+    from idp.flow.fastpath import LoginFastPath
+
+    def broken(self, locale, script_name):  # type: ignore[no-untyped-def]
+        raise RuntimeError("page cache broken")
+
+    monkeypatch.setattr(LoginFastPath, "page", broken)
+    page = Browser(app.test_client()).open_login()
+    assert page.status == 200
+    assert 'name="csrf_token"' in page.text
+    assert "login fast path failed on GET /login" in caplog.text
+
+
+def test_a_fault_after_the_form_token_is_spent_gets_the_framework_error_page(app, make_account, monkeypatch):
+    import idp.flow.fastpath as fastpath
+
+    make_account()
+    app.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    browser = Browser(app.test_client())
+    page = browser.open_login()
+
+    def broken(ctx, form):  # type: ignore[no-untyped-def]
+        raise RuntimeError("step broken")
+
+    monkeypatch.setattr(fastpath.PASSWORD_STEP, "submit", broken)
+    response = browser.submit(page, username="mario.rossi", password="Correct-Horse-9")
+    assert response.status == 500
+    assert "<html" in response.text.lower()
+    assert browser.client.get_cookie("varco_sso") is None
+    # The token was used up by the fast path; the view did not take it for a replay.
+    assert "già stato inviato" not in response.text

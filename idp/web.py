@@ -169,6 +169,27 @@ def remember_locale(response: Response) -> Response:
     return response
 
 
+def split_plain_form(body: bytes) -> dict[str, str] | None:
+    """A form body read strictly, for the layers beneath the framework (idp/flow/fastpath.py,
+    idp/oidc/fastpath.py): ASCII `name=value` pairs joined by `&`, each name present and sent once,
+    `+` and percent-escapes decoding to valid UTF-8. None for anything else, which those layers
+    leave to the framework path."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    fields: dict[str, str] = {}
+    for pair in text.split("&"):
+        name, sep, value = pair.partition("=")
+        if not sep or not name or name in fields:
+            return None
+        try:
+            fields[name] = unquote_to_bytes(value.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return fields
+
+
 class UndecodableForm(BadRequest):
     """A form body that is not valid percent-encoded UTF-8. Werkzeug would quietly keep the escapes
     or drop the field; Varco refuses the whole form instead (OWASP ASVS 5.1.4)."""

@@ -33,7 +33,6 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header, parse_cookie
@@ -58,6 +57,7 @@ from idp.web import (
     choose_locale,
     new_form_token,
     sign_browser_cookie,
+    split_plain_form,
     take_form_token,
     verify_browser_cookie,
 )
@@ -81,20 +81,8 @@ def read_form(body: bytes) -> dict[str, str] | None:
     """The login form's fields, or None when the body is anything but plain: every field known,
     each at most once, `name=value`, valid percent-encoded UTF-8 (what the framework path would
     refuse or read differently is left to it)."""
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    form: dict[str, str] = {}
-    for part in text.split("&"):
-        name, sep, value = part.partition("=")
-        if not sep or name not in FIELDS or name in form:
-            return None
-        try:
-            form[name] = unquote_to_bytes(value.replace("+", " ")).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if not {FORM_TOKEN_FIELD, "username", "password"} <= form.keys():
+    form = split_plain_form(body)
+    if form is None or not form.keys() <= FIELDS or not {FORM_TOKEN_FIELD, "username", "password"} <= form.keys():
         return None
     return form
 

@@ -29,10 +29,11 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 from idp.oidc.config import MAX_PARAM_LENGTH, SCOPES
 from idp.store.db import DatabaseUnavailable
+from idp.web import split_plain_form
 
 GRANT = "client_credentials"
 # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
@@ -115,23 +116,11 @@ class ClientCredentialsFastPath:
 
 
 def form_parameters(body: bytes) -> dict[str, str] | None:
-    """`name=value&...` in plain ASCII, each name once and not empty; None for anything else."""
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError:
+    """`name=value&...` in plain ASCII, each name once and not empty, each value printable ASCII
+    once decoded and not empty; None for anything else."""
+    params = split_plain_form(body)
+    if params is None or not all(value and value.isascii() and value.isprintable() for value in params.values()):
         return None
-    params: dict[str, str] = {}
-    for pair in text.split("&"):
-        name, sep, value = pair.partition("=")
-        if not sep or not name or name in params or not value:
-            return None
-        try:
-            decoded = unquote_plus(value, errors="strict") if "%" in value or "+" in value else value
-        except UnicodeDecodeError:
-            return None
-        if not decoded.isascii() or not decoded.isprintable():
-            return None
-        params[name] = decoded
     return params
 
 

@@ -36,8 +36,9 @@ def test_wrong_password_is_announced_and_the_username_kept(live, page, make_acco
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("Incorrect username or password.")
     assert page.get_by_label("Username, person code or e-mail").input_value() == "mario.rossi"
-    # The error summary takes focus so screen readers announce it.
-    assert page.evaluate("document.activeElement.id") == "error-summary"
+    # The error summary takes focus so screen readers announce it. The browser applies
+    # autofocus when it next renders the page, so the check waits for it.
+    expect(page.locator("#error-summary")).to_be_focused()
 
 
 def test_temporary_password_journey(live, page, app, make_account):

@@ -101,6 +101,11 @@ class AccountService:
         self.db = db
         self.ephemeral = ephemeral
         self.passwords = passwords
+        # On PostgreSQL the login's two statements run straight on the driver (DirectStatement).
+        self._direct = db.dialect == "postgresql"
+        if self._direct:
+            self._find_row = db.direct(_FIND_ROW_BY_IDENTIFIER)
+            self._record_login_audited = db.direct(_RECORD_LOGIN_AUDITED)
 
     # --- creation -------------------------------------------------------------------------
     def create(self, new: NewAccount, password: str | None = None, *, actor: str = "system") -> Account:
@@ -230,9 +235,13 @@ class AccountService:
         normalised = normalise_identifier(typed)
         # Read without a transaction, and hold no database connection while argon2 runs. The
         # account comes back detached (never added to a session): the login only reads it.
-        with self.db.autocommit() as conn:
-            row = conn.execute(_FIND_ROW_BY_IDENTIFIER, {"identifier": normalised}).first()
-        account = Account(**row._mapping) if row is not None else None
+        if self._direct:
+            row = self._find_row.first({"identifier": normalised})
+        else:
+            with self.db.autocommit() as conn:
+                found = conn.execute(_FIND_ROW_BY_IDENTIFIER, {"identifier": normalised}).first()
+            row = found._asdict() if found is not None else None
+        account = Account(**row) if row is not None else None
         throttle_key = "loginfail:" + (
             f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
         )
@@ -259,10 +268,9 @@ class AccountService:
         at = utcnow()
         counted = {"b_account_id": account.id, "b_at": at, "b_new_hash": new_hash}
         # The login is counted and audited together, or not at all.
-        if self.db.dialect == "postgresql":
-            audit = {"a_at": at, "a_action": "login.password", "a_actor": account.username, "a_detail": {}}
-            with self.db.autocommit() as conn:
-                conn.execute(_RECORD_LOGIN_AUDITED, {**counted, **audit, "a_remote_addr": remote_addr})
+        if self._direct:
+            audit = {"a_at": at, "a_action": "login.password", "a_actor": account.username, "a_detail": "{}"}
+            self._record_login_audited.run({**counted, **audit, "a_remote_addr": remote_addr})
             log_event("login.password", account.username, account.id, {})
         else:
             with self.db.session() as session:

@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -81,6 +83,38 @@ class Database:
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
+    def direct(self, statement: Executable) -> DirectStatement:
+        """`statement` compiled once, to be run straight on the PostgreSQL driver (see DirectStatement)."""
+        if self.dialect != "postgresql":
+            raise ValueError("direct statements run on PostgreSQL only")
+        return DirectStatement(self, statement)
+
+    @contextlib.contextmanager
+    def _driver(self) -> Iterator[Any]:
+        """A pooled psycopg connection in autocommit mode, handed back to the pool as it was found."""
+        dbapi = self.engine.dialect.dbapi
+        try:
+            pooled = self.engine.raw_connection()
+        except (OperationalError, dbapi.OperationalError) as exc:
+            self._last_ok = 0.0
+            raise DatabaseUnavailable(str(exc)) from exc
+        try:
+            driver = pooled.driver_connection
+            driver.autocommit = True
+            yield driver
+            driver.autocommit = False
+            self._last_ok = time.monotonic()
+        except dbapi.OperationalError as exc:
+            # The connection may be gone: the pool replaces it rather than lend it out again.
+            pooled.invalidate(exc)
+            self._last_ok = 0.0
+            raise DatabaseUnavailable(str(exc)) from exc
+        except BaseException:
+            pooled.invalidate()
+            raise
+        finally:
+            pooled.close()
+
     @contextlib.contextmanager
     def _unit(self, factory: sessionmaker, commit: bool) -> Iterator[Session]:
         session = factory()
@@ -129,6 +163,42 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class DirectStatement:
+    """One statement of the login's hot path, run on the PostgreSQL driver without SQLAlchemy's
+    per-execution machinery.
+
+    Around every argon2id hash a login runs two statements (the account lookup, and the count with
+    its audit row); through SQLAlchemy's execution context and result processing each cost about
+    three times its own round trip in CPU (bench/login.py). Here SQLAlchemy still writes the SQL,
+    once, for the engine's dialect; each run then hands that text to psycopg on a pooled connection
+    in autocommit mode (each statement commits by itself), as a server-side prepared statement.
+
+    For statements whose parameters and columns psycopg adapts as SQLAlchemy does on PostgreSQL:
+    text, integers, booleans, timestamps. JSON goes in as its text (the SQL casts it)."""
+
+    def __init__(self, db: Database, statement: Executable) -> None:
+        compiled = statement.compile(dialect=db.engine.dialect)
+        self.db = db
+        self.sql = str(compiled)
+        # Values the statement carries itself (literals SQLAlchemy made into parameters).
+        self.defaults = dict(compiled.params)
+        # The row's column names, from the statement (psycopg's cursor.description builds a
+        # descriptor per column on every run).
+        selected = getattr(statement, "selected_columns", None)
+        self.names = tuple(selected.keys()) if selected is not None else ()
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The first row as a dict of column name to value, or None."""
+        with self.db._driver() as driver:
+            cursor = driver.execute(self.sql, {**self.defaults, **params}, prepare=True)
+            row = cursor.fetchone()
+            return None if row is None else dict(zip(self.names, row, strict=True))
+
+    def run(self, params: dict[str, Any]) -> None:
+        with self.db._driver() as driver:
+            driver.execute(self.sql, {**self.defaults, **params}, prepare=True)
 
 
 def alembic_config(engine: Engine) -> Config:

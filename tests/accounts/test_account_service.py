@@ -63,6 +63,26 @@ def test_unknown_population_is_refused(services):
     assert error.value.field == "population"
 
 
+def test_a_hash_made_with_older_parameters_is_replaced_at_the_next_login(services):
+    from argon2 import PasswordHasher
+
+    configured = services.passwords.hasher
+    services.passwords.hasher = PasswordHasher(time_cost=1, memory_cost=4096, parallelism=1)
+    created = services.accounts.create(new(), "Correct-Horse-9")
+    services.passwords.hasher = configured
+    assert created.password_hash.startswith("$argon2id$v=19$m=4096,t=1,p=1$")
+    outcome = services.accounts.authenticate("mario.rossi", "Correct-Horse-9")
+    assert outcome.status == "ok"
+    stored = services.accounts.get(created.id)
+    assert stored.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert outcome.account.password_hash == stored.password_hash
+    assert stored.login_count == 1
+    # The new hash holds the same password; a login with current parameters leaves it as it is.
+    assert services.accounts.authenticate("mario.rossi", "Correct-Horse-9").status == "ok"
+    assert services.accounts.get(created.id).password_hash == stored.password_hash
+    assert services.accounts.authenticate("mario.rossi", "Wrong-Horse-9").status == "invalid"
+
+
 def test_weak_initial_password_leaves_no_account(services):
     with pytest.raises(PasswordRejected):
         services.accounts.create(new(), "qwerty123")

@@ -53,3 +53,62 @@ def test_ping_always_reaches_the_database(db, pg_url):
     with pytest.raises(DatabaseUnavailable):
         db.ping()
     db.ping()
+
+
+# --- statements run straight on the driver (the login's hot path) ----------------------------------
+def sum_statement():
+    from sqlalchemy import Integer, String, bindparam, literal, select
+
+    return select(
+        bindparam("word", type_=String()).label("word"),
+        (bindparam("number", type_=Integer()) + literal(2)).label("number"),
+    )
+
+
+def test_a_direct_statement_reads_named_columns_with_the_literals_it_carries(db):
+    statement = db.direct(sum_statement())
+    assert statement.first({"word": "ciao", "number": 40}) == {"word": "ciao", "number": 42}
+    assert statement.first({"word": "è'; DROP TABLE accounts; --", "number": -2}) == {
+        "word": "è'; DROP TABLE accounts; --",
+        "number": 0,
+    }
+
+
+def test_a_connection_lent_to_a_direct_statement_comes_back_transactional(db):
+    from idp.store.models import AuditEvent, utcnow
+
+    db.direct(sum_statement()).first({"word": "x", "number": 1})
+    actor = "direct-statement-check"
+    # The pool holds one connection: this unit of work gets the one the direct statement used, and
+    # its failure must take back the row it wrote.
+    with pytest.raises(RuntimeError), db.session() as session:
+        session.add(AuditEvent(at=utcnow(), action="test", actor=actor, account_id=None, detail={}))
+        session.flush()
+        raise RuntimeError("abandon the unit of work")
+    with db.reader() as session:
+        assert session.query(AuditEvent).filter_by(actor=actor).count() == 0
+
+
+def test_a_direct_statement_on_a_dead_connection_fails_closed_and_the_next_gets_a_new_one(db, pg_url):
+    statement = db.direct(text("SELECT pg_backend_pid() AS pid").columns())
+    first = backend_pid(db)
+    terminate(pg_url, first)
+    with pytest.raises(DatabaseUnavailable):
+        statement.run({})
+    assert backend_pid(db) != first
+
+
+def test_a_direct_statement_on_an_unreachable_database_is_an_outage():
+    database = Database("postgresql+psycopg://postgres@127.0.0.1:1/test", pool_size=1)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            database.direct(sum_statement()).first({"word": "x", "number": 1})
+    finally:
+        database.dispose()
+
+
+def test_direct_statements_are_for_postgresql_only(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(ValueError, match="PostgreSQL only"):
+        database.direct(sum_statement())
+    database.dispose()

@@ -19,7 +19,7 @@ from idp.ops.audit import log_event, record
 from idp.settings import Settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral
-from idp.store.models import Account, AuditEvent, LoginIdentifier, PersonCodeSequence, utcnow
+from idp.store.models import Account, AuditEvent, LoginIdentifier, PersonCodeSequence, loaded, utcnow
 
 POPULATIONS = ("student", "staff", "guest", "service")
 STATUSES = ("active", "disabled")
@@ -241,7 +241,7 @@ class AccountService:
             with self.db.autocommit() as conn:
                 found = conn.execute(_FIND_ROW_BY_IDENTIFIER, {"identifier": normalised}).first()
             row = found._asdict() if found is not None else None
-        account = Account(**row) if row is not None else None
+        account = loaded(Account, row) if row is not None else None
         throttle_key = "loginfail:" + (
             f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
         )

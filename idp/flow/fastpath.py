@@ -34,10 +34,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from markupsafe import escape
 from werkzeug.datastructures import LanguageAccept
-from werkzeug.http import parse_accept_header, parse_cookie
+from werkzeug.http import dump_cookie, parse_accept_header, parse_cookie
+from werkzeug.urls import iri_to_uri
 from werkzeug.utils import redirect
-from werkzeug.wrappers import Response
 
 from idp.flow.finish import complete_login
 from idp.flow.request import LoginRequest
@@ -75,6 +76,27 @@ FLOW_MARK = "VarcoFlowMark0000000000000000"
 TOKEN_MARK = "VarcoTokenMark000000000000000"  # noqa: S105 (a placeholder, not a secret)
 PASSWORD_STEP = PasswordStep()
 log = logging.getLogger("varco.login")
+HTML = "text/html; charset=utf-8"
+# The page werkzeug's redirect() answers with, its target marked (filled in by `redirect_answer`).
+LOCATION_MARK = "/VarcoLocationMark"
+REDIRECT_PAGE = redirect(LOCATION_MARK, 303).get_data(as_text=True)
+
+
+class Answer:
+    """A whole response of this layer, as WSGI takes it: status, header list, body. (werkzeug's
+    Response object builds and copies header collections on every answer, which costs more than
+    the answer itself.)"""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        start_response(self.status, self.headers)
+        return [self.body]
 
 
 def read_form(body: bytes) -> dict[str, str] | None:
@@ -121,7 +143,7 @@ class LoginFastPath:
         return self.app(environ, start_response)
 
     # --- GET /login -----------------------------------------------------------------------
-    def login_page(self, environ: dict) -> Response | None:
+    def login_page(self, environ: dict) -> Answer | None:
         if environ.get("QUERY_STRING"):
             return None
         cookies = parse_cookie(environ)
@@ -142,10 +164,11 @@ class LoginFastPath:
         state = svc.flows.start_fresh(browser)
         token = new_form_token(svc, browser, f"flow:{state.id}", svc.flows.ttl)
         html = self.page(locale, environ.get("SCRIPT_NAME", ""))
-        response = Response(html.replace(FLOW_MARK, state.id).replace(TOKEN_MARK, token), mimetype="text/html")
+        body = html.replace(FLOW_MARK, state.id).replace(TOKEN_MARK, token).encode()
+        headers = [("Content-Type", HTML), ("Content-Length", str(len(body)))]
         if new_browser:
-            self.set_cookie(response, environ, BROWSER_COOKIE, sign_browser_cookie(key, browser))
-        return self.finish_headers(response)
+            headers.append(self.cookie(environ, BROWSER_COOKIE, sign_browser_cookie(key, browser)))
+        return self.answer("200 OK", headers, body)
 
     def page(self, locale: str, script_name: str) -> str:
         """The login page of a new flow in `locale`, rendered by the framework with marks for
@@ -162,7 +185,7 @@ class LoginFastPath:
         return page
 
     # --- POST /login?flow=ID ----------------------------------------------------------------
-    def submit(self, environ: dict) -> Response | None:
+    def submit(self, environ: dict) -> Answer | None:
         found = FLOW_QUERY.fullmatch(environ.get("QUERY_STRING", ""))
         length = environ.get("CONTENT_LENGTH", "")
         if (
@@ -205,7 +228,7 @@ class LoginFastPath:
             environ[SUBMITTED_BENEATH] = (state.id, exc)
             return None
 
-    def run_password_step(self, environ: dict, state: FlowState, form: dict[str, str]) -> Response | None:
+    def run_password_step(self, environ: dict, state: FlowState, form: dict[str, str]) -> Answer | None:
         svc = self.svc
         ctx = FlowContext(state, svc, remote_addr=environ.get("REMOTE_ADDR"))
         outcome = PASSWORD_STEP.submit(ctx, form)
@@ -215,23 +238,23 @@ class LoginFastPath:
             return None
         if current_step(ctx) is not None:
             svc.flows.save(state)
-            return self.finish_headers(redirect(f"{environ.get('SCRIPT_NAME', '')}/login?flow={state.id}", 303))
+            return self.redirect_answer(f"{environ.get('SCRIPT_NAME', '')}/login?flow={state.id}")
         target, session = complete_login(svc, state, None)
-        response = redirect(target, 303)
         max_age = svc.sessions.lifetime(True) if state.remember else None
-        self.set_cookie(response, environ, SSO_COOKIE, session.id, max_age)
-        return self.finish_headers(response)
+        return self.redirect_answer(target, self.cookie(environ, SSO_COOKIE, session.id, max_age))
 
-    # --- what the framework's after-request hooks add -----------------------------------------
-    def set_cookie(
-        self, response: Response, environ: dict, name: str, value: str, max_age: int | None = None
-    ) -> None:
+    # --- the answers, as the framework path gives them ------------------------------------------
+    def redirect_answer(self, location: str, *cookies: tuple[str, str]) -> Answer:
+        """303 to `location`, with werkzeug redirect()'s page, headers and header order."""
+        body = REDIRECT_PAGE.replace(LOCATION_MARK, str(escape(location))).encode()
+        headers = [("Content-Type", HTML), ("Content-Length", str(len(body))), ("Location", iri_to_uri(location))]
+        return self.answer("303 SEE OTHER", [*headers, *cookies], body)
+
+    def cookie(self, environ: dict, name: str, value: str, max_age: int | None = None) -> tuple[str, str]:
         mode = self.svc.settings.sessions.cookie_secure
         secure = mode == "always" or (mode == "auto" and environ.get("wsgi.url_scheme") == "https")
-        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure, path="/")
+        return "Set-Cookie", dump_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure)
 
-    def finish_headers(self, response: Response) -> Response:
-        for name, value in self.security_headers:
-            response.headers.add(name, value)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    def answer(self, status: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
+        """With what the framework's after-request hooks add."""
+        return Answer(status, [*headers, *self.security_headers, ("Cache-Control", "no-store")], body)

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column, relationship
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+_Model = TypeVar("_Model", bound="Base")
+
+
+def loaded(model: type[_Model], row: Mapping[str, Any]) -> _Model:
+    """An instance of `model` holding `row` as loaded, committed state, belonging to no session, as
+    the ORM's own loader builds one: no constructor, hence none of the per-attribute change events
+    (a login builds an Account this way after every hash)."""
+    configure_mappers()  # what the constructor would do first (a no-op once done)
+    instance = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update(row)
+    return instance
 
 
 def new_id() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 from sqlalchemy import case, delete, select
@@ -85,20 +85,44 @@ class RedisEphemeral:
         self._last_ok = time.monotonic()
         return result
 
+    def _command(self, *args: str | int) -> Any:
+        """One command and its reply, on this thread's connection.
+
+        redis-py's client wraps every call in layers (retry policy, argument checks, response
+        callbacks) that cost more CPU than the round trip itself, and a login makes five calls
+        around each argon2id hash (bench/login.py). Here the client's own connection packs, sends
+        and reads, with its health check and reconnection."""
+        connection = self.client.connection
+        try:
+            try:
+                connection.send_command(*args)
+                reply = connection.read_response()
+            except redis.ConnectionError:
+                # Found dropped (a Redis restart, an idle timeout): once more, on a new connection.
+                connection.disconnect()
+                connection.send_command(*args)
+                reply = connection.read_response()
+        except redis.RedisError as exc:
+            # (A connection that timed out has closed its socket: a late reply is never read.)
+            self._last_ok = 0.0
+            raise EphemeralUnavailable(f"redis: {exc}") from exc
+        self._last_ok = time.monotonic()
+        return reply
+
     def set(self, key: str, value: str, ttl: int) -> None:
-        self._call(self.client.set, self._k(key), value, ex=max(1, ttl))
+        self._command("SET", self._k(key), value, "EX", max(1, ttl))
 
     def get(self, key: str) -> str | None:
-        return self._call(self.client.get, self._k(key))
+        return self._command("GET", self._k(key))
 
     def add(self, key: str, value: str, ttl: int) -> bool:
-        return bool(self._call(self.client.set, self._k(key), value, ex=max(1, ttl), nx=True))
+        return self._command("SET", self._k(key), value, "EX", max(1, ttl), "NX") is not None
 
     def take(self, key: str) -> str | None:
-        return self._call(self.client.getdel, self._k(key))
+        return self._command("GETDEL", self._k(key))
 
     def delete(self, key: str) -> None:
-        self._call(self.client.delete, self._k(key))
+        self._command("DEL", self._k(key))
 
     def incr(self, key: str, ttl: int) -> int:
         def run() -> int:

@@ -1,0 +1,69 @@
+"""The Redis store's own connection handling: each thread's connection answers its commands
+directly, a connection the server dropped is replaced without the caller noticing, and one that
+timed out is never read again (its late reply must not answer the next command)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+import redis
+
+from idp.store.ephemeral import EphemeralUnavailable, RedisEphemeral
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture
+def store():
+    prefix = f"conn:{secrets.token_hex(4)}:"
+    store = RedisEphemeral(REDIS_URL, prefix)
+    yield store
+    keys = list(store.client.scan_iter(match=prefix + "*"))
+    if keys:
+        store.client.delete(*keys)
+    store.close()
+
+
+@pytest.fixture
+def admin():
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_an_error(store, admin):
+    store.set("kept", "yes", 60)
+    assert admin.client_kill_filter(_id=store.client.client_id()) == 1
+    # The next command finds the connection closed and runs again on a new one.
+    assert store.get("kept") == "yes"
+    assert store.add("new", "1", 60) is True
+    assert store.add("new", "1", 60) is False
+    assert store.take("new") == "1"
+
+
+def test_a_command_that_timed_out_fails_closed_and_its_late_reply_is_never_read(store, admin):
+    store.set("first", "one", 60)
+    store.set("second", "two", 60)
+    # Every client's commands wait for 2.5 s: longer than the store's 2 s socket timeout.
+    admin.execute_command("CLIENT", "PAUSE", 2500, "ALL")
+    with pytest.raises(EphemeralUnavailable, match="redis"):
+        store.get("first")
+    time.sleep(0.6)
+    assert store.get("second") == "two"
+    assert store.get("first") == "one"
+
+
+def test_an_unreachable_server_is_an_outage_for_every_command():
+    store = RedisEphemeral("redis://127.0.0.1:1/0", "x:")
+    for call in (
+        lambda: store.set("a", "1", 60),
+        lambda: store.get("a"),
+        lambda: store.add("a", "1", 60),
+        lambda: store.take("a"),
+        lambda: store.delete("a"),
+        lambda: store.incr("a", 60),
+        lambda: store.ping(),
+    ):
+        with pytest.raises(EphemeralUnavailable):
+            call()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,10 @@ class Database:
         )
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._last_ok = 0.0
+        # Direct statements (DirectStatement): one connection of its own per thread, outside the pool.
+        self._direct = threading.local()
+        self._direct_all: list[Any] = []
+        self._direct_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -91,29 +96,48 @@ class Database:
 
     @contextlib.contextmanager
     def _driver(self) -> Iterator[Any]:
-        """A pooled psycopg connection in autocommit mode, handed back to the pool as it was found."""
+        """This thread's psycopg connection for direct statements, in autocommit mode.
+
+        It is opened on first use and kept for the thread's life, outside SQLAlchemy's pool (whose
+        checkout, events and reset on return cost more than a statement), so each request thread
+        holds one PostgreSQL connection beyond the pool. Like a pooled one, a connection idle for
+        PING_AFTER_IDLE_SECONDS is pinged before use and replaced when its server process is gone;
+        one that fails in use is dropped, and the request fails closed."""
         dbapi = self.engine.dialect.dbapi
         try:
-            pooled = self.engine.raw_connection()
-        except (OperationalError, dbapi.OperationalError) as exc:
-            self._last_ok = 0.0
-            raise DatabaseUnavailable(str(exc)) from exc
-        try:
-            driver = pooled.driver_connection
-            driver.autocommit = True
+            driver = self._direct_connection(dbapi)
             yield driver
-            driver.autocommit = False
-            self._last_ok = time.monotonic()
-        except dbapi.OperationalError as exc:
-            # The connection may be gone: the pool replaces it rather than lend it out again.
-            pooled.invalidate(exc)
+        except dbapi.Error as exc:
+            self._drop_direct()
+            if not isinstance(exc, dbapi.OperationalError):
+                raise
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc)) from exc
-        except BaseException:
-            pooled.invalidate()
-            raise
-        finally:
-            pooled.close()
+        self._direct.used = self._last_ok = time.monotonic()
+
+    def _direct_connection(self, dbapi: Any) -> Any:
+        driver = getattr(self._direct, "connection", None)
+        if driver is not None and time.monotonic() - self._direct.used >= PING_AFTER_IDLE_SECONDS:
+            try:
+                driver.execute("SELECT 1")
+            except dbapi.Error:
+                self._drop_direct()
+                driver = None
+        if driver is None:
+            args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+            driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": 3, "autocommit": True})
+            self._direct.connection = driver
+            with self._direct_lock:
+                self._direct_all.append(driver)
+        return driver
+
+    def _drop_direct(self) -> None:
+        driver = getattr(self._direct, "connection", None)
+        if driver is not None:
+            self._direct.connection = None
+            with self._direct_lock:
+                self._direct_all.remove(driver)
+            driver.close()
 
     @contextlib.contextmanager
     def _unit(self, factory: sessionmaker, commit: bool) -> Iterator[Session]:
@@ -162,6 +186,10 @@ class Database:
         command.upgrade(alembic_config(self.engine), "head")
 
     def dispose(self) -> None:
+        with self._direct_lock:
+            direct, self._direct_all = self._direct_all, []
+        for driver in direct:
+            driver.close()
         self.engine.dispose()
 
 
@@ -172,8 +200,9 @@ class DirectStatement:
     Around every argon2id hash a login runs two statements (the account lookup, and the count with
     its audit row); through SQLAlchemy's execution context and result processing each cost about
     three times its own round trip in CPU (bench/login.py). Here SQLAlchemy still writes the SQL,
-    once, for the engine's dialect; each run then hands that text to psycopg on a pooled connection
-    in autocommit mode (each statement commits by itself), as a server-side prepared statement.
+    once, for the engine's dialect; each run then hands that text to psycopg on the thread's own
+    connection (`Database._driver`) in autocommit mode (each statement commits by itself), as a
+    server-side prepared statement.
 
     For statements whose parameters and columns psycopg adapts as SQLAlchemy does on PostgreSQL:
     text, integers, booleans, timestamps. JSON goes in as its text (the SQL casts it)."""

@@ -4,7 +4,7 @@ when its server process is gone; one used moments ago is trusted (no round trip 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 import idp.store.db as db_module
 from idp.store.db import Database, DatabaseUnavailable
@@ -74,13 +74,12 @@ def test_a_direct_statement_reads_named_columns_with_the_literals_it_carries(db)
     }
 
 
-def test_a_connection_lent_to_a_direct_statement_comes_back_transactional(db):
+def test_direct_statements_leave_the_pool_transactional(db):
     from idp.store.models import AuditEvent, utcnow
 
     db.direct(sum_statement()).first({"word": "x", "number": 1})
     actor = "direct-statement-check"
-    # The pool holds one connection: this unit of work gets the one the direct statement used, and
-    # its failure must take back the row it wrote.
+    # A unit of work that fails after a direct statement ran must still take back the row it wrote.
     with pytest.raises(RuntimeError), db.session() as session:
         session.add(AuditEvent(at=utcnow(), action="test", actor=actor, account_id=None, detail={}))
         session.flush()
@@ -89,13 +88,44 @@ def test_a_connection_lent_to_a_direct_statement_comes_back_transactional(db):
         assert session.query(AuditEvent).filter_by(actor=actor).count() == 0
 
 
+PID = select(func.pg_backend_pid().label("pid"))
+
+
+def test_direct_statements_keep_one_connection_per_thread_and_dispose_closes_them(db, pg_url):
+    import threading
+
+    statement = db.direct(PID)
+    mine = {statement.first({})["pid"] for _ in range(3)}
+    theirs: list[int] = []
+    worker = threading.Thread(target=lambda: theirs.append(statement.first({})["pid"]))
+    worker.start()
+    worker.join()
+    assert len(mine) == 1 and theirs and theirs[0] not in mine
+    assert backend_pid(db) not in mine | set(theirs)  # the pool's connection is another one
+    db.dispose()
+    admin = create_engine(pg_url)
+    with admin.connect() as conn:
+        alive = conn.execute(text("SELECT pid FROM pg_stat_activity")).scalars().all()
+    admin.dispose()
+    assert not (mine | set(theirs)) & set(alive)
+
+
 def test_a_direct_statement_on_a_dead_connection_fails_closed_and_the_next_gets_a_new_one(db, pg_url):
-    statement = db.direct(text("SELECT pg_backend_pid() AS pid").columns())
-    first = backend_pid(db)
+    statement = db.direct(PID)
+    first = statement.first({})["pid"]
     terminate(pg_url, first)
+    # Used a moment ago, so trusted as is: the request fails closed; the next opens a new connection.
     with pytest.raises(DatabaseUnavailable):
-        statement.run({})
-    assert backend_pid(db) != first
+        statement.first({})
+    assert statement.first({})["pid"] != first
+
+
+def test_an_idle_direct_connection_whose_server_went_away_is_replaced(db, pg_url, monkeypatch):
+    statement = db.direct(PID)
+    first = statement.first({})["pid"]
+    terminate(pg_url, first)
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert statement.first({})["pid"] != first
 
 
 def test_a_direct_statement_on_an_unreachable_database_is_an_outage():

@@ -30,9 +30,13 @@ def services():  # type: ignore[no-untyped-def]
     return current_app.extensions["varco"]
 
 
+def secure_cookies(mode: str, scheme: str) -> bool:
+    """Whether cookies carry the Secure flag: `mode` always, never, or auto (when served over https)."""
+    return mode == "always" or (mode == "auto" and scheme == "https")
+
+
 def cookie_secure() -> bool:
-    mode = services().settings.sessions.cookie_secure
-    return mode == "always" or (mode == "auto" and request.is_secure)
+    return secure_cookies(services().settings.sessions.cookie_secure, request.scheme)
 
 
 def set_cookie(response: Response, name: str, value: str, max_age: int | None = None, httponly: bool = True) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,7 @@ from idp.web import (
     FormTokenError,
     choose_locale,
     new_form_token,
+    secure_cookies,
     sign_browser_cookie,
     split_plain_form,
     take_form_token,
@@ -156,8 +158,6 @@ class LoginFastPath:
         browser = verify_browser_cookie(key, cookies.get(BROWSER_COOKIE, ""))
         new_browser = browser is None
         if browser is None:
-            import secrets
-
             browser = secrets.token_urlsafe(24)
         accepted = parse_accept_header(environ.get("HTTP_ACCEPT_LANGUAGE"), LanguageAccept)
         locale = choose_locale(svc.settings.i18n, cookies.get(LANG_COOKIE), accepted)
@@ -251,8 +251,7 @@ class LoginFastPath:
         return self.answer("303 SEE OTHER", [*headers, *cookies], body)
 
     def cookie(self, environ: dict, name: str, value: str, max_age: int | None = None) -> tuple[str, str]:
-        mode = self.svc.settings.sessions.cookie_secure
-        secure = mode == "always" or (mode == "auto" and environ.get("wsgi.url_scheme") == "https")
+        secure = secure_cookies(self.svc.settings.sessions.cookie_secure, environ.get("wsgi.url_scheme", ""))
         return "Set-Cookie", dump_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure)
 
     def answer(self, status: str, headers: list[tuple[str, str]], body: bytes) -> Answer:

@@ -1019,3 +1019,20 @@ def test_what_read_form_accepts_reads_as_the_framework_reads_it(body):
     request = Request.from_values(method="POST", data=body, content_type=FORM)
     form = request.form
     assert {name: form.getlist(name) for name in form} == {name: [value] for name, value in expected.items()}
+
+
+@pytest.mark.parametrize(
+    ("mode", "scheme", "secure"),
+    [
+        ("always", "http", True),
+        ("always", "https", True),
+        ("never", "https", False),
+        ("never", "http", False),
+        ("auto", "https", True),
+        ("auto", "http", False),
+    ],
+)
+def test_both_paths_set_the_secure_flag_by_the_setting_and_the_scheme(mode, scheme, secure):
+    from idp.web import secure_cookies
+
+    assert secure_cookies(mode, scheme) is secure

@@ -6,7 +6,7 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from idp.settings import SessionSettings
 from idp.store.ephemeral import Ephemeral
@@ -25,6 +25,9 @@ class SsoSession:
     expires_at: int
     # When a second factor was last given in this session (None: never).
     mfa_at: int | None = None
+
+
+STORED_FIELDS = tuple(field.name for field in fields(SsoSession) if field.name != "id")
 
 
 class SsoSessions:
@@ -52,8 +55,8 @@ class SsoSessions:
         sid = secrets.token_urlsafe(32)
         ttl = self.lifetime(remember)
         session = SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, int(time.time()) + ttl, mfa_at)
-        data = asdict(session)
-        del data["id"]
+        # Every field but the id (the store is keyed by its hash); what `get` reads back.
+        data = {name: getattr(session, name) for name in STORED_FIELDS}
         self.ephemeral.set(self._key(sid), json.dumps(data), ttl)
         return session
 

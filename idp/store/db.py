@@ -117,6 +117,8 @@ class Database:
 
     def _direct_connection(self, dbapi: Any) -> Any:
         driver = getattr(self._direct, "connection", None)
+        if driver is not None and driver.closed:  # closed by dispose() from another thread
+            self._direct.connection = driver = None
         if driver is not None and time.monotonic() - self._direct.used >= PING_AFTER_IDLE_SECONDS:
             try:
                 driver.execute("SELECT 1")

@@ -110,6 +110,13 @@ def test_direct_statements_keep_one_connection_per_thread_and_dispose_closes_the
     assert not (mine | set(theirs)) & set(alive)
 
 
+def test_a_direct_statement_after_dispose_opens_a_new_connection(db):
+    statement = db.direct(PID)
+    first = statement.first({})["pid"]
+    db.dispose()
+    assert statement.first({})["pid"] != first
+
+
 def test_a_direct_statement_on_a_dead_connection_fails_closed_and_the_next_gets_a_new_one(db, pg_url):
     statement = db.direct(PID)
     first = statement.first({})["pid"]

@@ -35,7 +35,7 @@ def test_wrong_password_is_announced_and_the_username_kept(live, page, make_acco
     page.get_by_role("button", name="Sign in").click()
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("Incorrect username or password.")
-    assert page.get_by_label("Username, person code or e-mail").input_value() == "mario.rossi"
+    expect(page.get_by_label("Username, person code or e-mail")).to_have_value("mario.rossi")
     # The error summary takes focus so screen readers announce it. The browser applies
     # autofocus when it next renders the page, so the check waits for it.
     expect(page.locator("#error-summary")).to_be_focused()

@@ -128,7 +128,7 @@ class Database:
         if driver is None:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
             driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": 3, "autocommit": True})
-            self._direct.connection = driver
+            self._direct.connection, self._direct.used = driver, time.monotonic()
             with self._direct_lock:
                 self._direct_all.append(driver)
         return driver
@@ -138,7 +138,8 @@ class Database:
         if driver is not None:
             self._direct.connection = None
             with self._direct_lock:
-                self._direct_all.remove(driver)
+                if driver in self._direct_all:  # (dispose() may have taken it already)
+                    self._direct_all.remove(driver)
             driver.close()
 
     @contextlib.contextmanager

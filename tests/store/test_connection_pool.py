@@ -110,6 +110,15 @@ def test_direct_statements_keep_one_connection_per_thread_and_dispose_closes_the
     assert not (mine | set(theirs)) & set(alive)
 
 
+def test_a_failed_direct_statement_raises_its_own_error_and_the_next_runs_on_a_new_connection(db):
+    import psycopg
+
+    statement = db.direct(sum_statement())
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        statement.first({"word": "x", "number": "not a number"})
+    assert statement.first({"word": "x", "number": 1}) == {"word": "x", "number": 3}
+
+
 def test_a_direct_statement_after_dispose_opens_a_new_connection(db):
     statement = db.direct(PID)
     first = statement.first({})["pid"]

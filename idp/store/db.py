@@ -96,17 +96,18 @@ class Database:
 
     @contextlib.contextmanager
     def _driver(self) -> Iterator[Any]:
-        """This thread's psycopg connection for direct statements, in autocommit mode.
+        """A cursor on this thread's psycopg connection for direct statements, in autocommit mode.
 
         It is opened on first use and kept for the thread's life, outside SQLAlchemy's pool (whose
         checkout, events and reset on return cost more than a statement), so each request thread
         holds one PostgreSQL connection beyond the pool. Like a pooled one, a connection idle for
         PING_AFTER_IDLE_SECONDS is pinged before use and replaced when its server process is gone;
-        one that fails in use is dropped, and the request fails closed."""
+        one that fails in use is dropped, and the request fails closed. The cursor is the thread's
+        too, made once (building one per statement costs a third of the statement's CPU)."""
         dbapi = self.engine.dialect.dbapi
         try:
-            driver = self._direct_connection(dbapi)
-            yield driver
+            self._direct_connection(dbapi)
+            yield self._direct.cursor
         except dbapi.Error as exc:
             self._drop_direct()
             if not isinstance(exc, dbapi.OperationalError):
@@ -129,6 +130,7 @@ class Database:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
             driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": 3, "autocommit": True})
             self._direct.connection, self._direct.used = driver, time.monotonic()
+            self._direct.cursor = driver.cursor()
             with self._direct_lock:
                 self._direct_all.append(driver)
         return driver
@@ -223,14 +225,14 @@ class DirectStatement:
 
     def first(self, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict of column name to value, or None."""
-        with self.db._driver() as driver:
-            cursor = driver.execute(self.sql, {**self.defaults, **params}, prepare=True)
+        with self.db._driver() as cursor:
+            cursor.execute(self.sql, {**self.defaults, **params}, prepare=True)
             row = cursor.fetchone()
             return None if row is None else dict(zip(self.names, row, strict=True))
 
     def run(self, params: dict[str, Any]) -> None:
-        with self.db._driver() as driver:
-            driver.execute(self.sql, {**self.defaults, **params}, prepare=True)
+        with self.db._driver() as cursor:
+            cursor.execute(self.sql, {**self.defaults, **params}, prepare=True)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -31,6 +31,7 @@ SQLAlchemyError = _SQLAlchemyError
 # A pooled connection used this recently is taken as alive; an older one is pinged at checkout.
 # (SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per unit of work.)
 PING_AFTER_IDLE_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 3
 
 
 class Database:
@@ -47,7 +48,7 @@ class Database:
                 url,
                 pool_size=pool_size,
                 pool_timeout=5,
-                connect_args={"connect_timeout": 3},
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
             )
             event.listen(self.engine, "connect", _mark_used)
             event.listen(self.engine, "checkin", _mark_used)
@@ -106,8 +107,7 @@ class Database:
         too, made once (building one per statement costs a third of the statement's CPU)."""
         dbapi = self.engine.dialect.dbapi
         try:
-            self._direct_connection(dbapi)
-            yield self._direct.cursor
+            yield self._direct_cursor(dbapi)
         except dbapi.Error as exc:
             self._drop_direct()
             if not isinstance(exc, dbapi.OperationalError):
@@ -116,7 +116,7 @@ class Database:
             raise DatabaseUnavailable(str(exc)) from exc
         self._direct.used = self._last_ok = time.monotonic()
 
-    def _direct_connection(self, dbapi: Any) -> Any:
+    def _direct_cursor(self, dbapi: Any) -> Any:
         driver = getattr(self._direct, "connection", None)
         if driver is not None and driver.closed:  # closed by dispose() from another thread
             self._direct.connection = driver = None
@@ -128,12 +128,12 @@ class Database:
                 driver = None
         if driver is None:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
-            driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": 3, "autocommit": True})
+            driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True})
             self._direct.connection, self._direct.used = driver, time.monotonic()
             self._direct.cursor = driver.cursor()
             with self._direct_lock:
                 self._direct_all.append(driver)
-        return driver
+        return self._direct.cursor
 
     def _drop_direct(self) -> None:
         driver = getattr(self._direct, "connection", None)

@@ -92,22 +92,19 @@ class RedisEphemeral:
         callbacks) that cost more CPU than the round trip itself, and a login makes five calls
         around each argon2id hash (bench/login.py). Here the client's own connection packs, sends
         and reads, with its health check and reconnection."""
-        connection = self.client.connection
+        return self._call(self._round_trip, self.client.connection, args)
+
+    @staticmethod
+    def _round_trip(connection: redis.Connection, args: tuple[str | int, ...]) -> Any:
+        # (A connection that timed out has closed its socket: a late reply is never read.)
         try:
-            try:
-                connection.send_command(*args)
-                reply = connection.read_response()
-            except redis.ConnectionError:
-                # Found dropped (a Redis restart, an idle timeout): once more, on a new connection.
-                connection.disconnect()
-                connection.send_command(*args)
-                reply = connection.read_response()
-        except redis.RedisError as exc:
-            # (A connection that timed out has closed its socket: a late reply is never read.)
-            self._last_ok = 0.0
-            raise EphemeralUnavailable(f"redis: {exc}") from exc
-        self._last_ok = time.monotonic()
-        return reply
+            connection.send_command(*args)
+            return connection.read_response()
+        except redis.ConnectionError:
+            # Found dropped (a Redis restart, an idle timeout): once more, on a new connection.
+            connection.disconnect()
+            connection.send_command(*args)
+            return connection.read_response()
 
     def set(self, key: str, value: str, ttl: int) -> None:
         self._command("SET", self._k(key), value, "EX", max(1, ttl))

@@ -1032,7 +1032,7 @@ def test_what_read_form_accepts_reads_as_the_framework_reads_it(body):
         ("auto", "http", False),
     ],
 )
-def test_both_paths_set_the_secure_flag_by_the_setting_and_the_scheme(mode, scheme, secure):
+def test_the_secure_flag_follows_the_setting_and_the_scheme(mode, scheme, secure):
     from idp.web import secure_cookies
 
     assert secure_cookies(mode, scheme) is secure

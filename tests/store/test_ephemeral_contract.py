@@ -9,21 +9,18 @@ import time
 import pytest
 
 from idp.store.db import Database
-from idp.store.ephemeral import RedisEphemeral, SqlEphemeral
+from idp.store.ephemeral import SqlEphemeral
 from tests.conftest import REDIS_URL
+from tests.support.stores import private_redis_store
 
 
 @pytest.fixture(params=["redis", "sql-sqlite", "sql-postgresql"])
 def store(request):
-    prefix = f"contract:{secrets.token_hex(4)}:"
     if request.param == "redis":
-        store = RedisEphemeral(REDIS_URL, prefix)
-        yield store
-        keys = list(store.client.scan_iter(match=prefix + "*"))
-        if keys:
-            store.client.delete(*keys)
-        store.close()
+        with private_redis_store(REDIS_URL, "contract") as store:
+            yield store
         return
+    prefix = f"contract:{secrets.token_hex(4)}:"
     url = request.getfixturevalue("sqlite_url" if request.param == "sql-sqlite" else "pg_url")
     db = Database(url)
     yield SqlEphemeral(db, prefix)

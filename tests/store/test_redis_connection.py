@@ -4,7 +4,6 @@ timed out is never read again (its late reply must not answer the next command).
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import pytest
@@ -12,17 +11,13 @@ import redis
 
 from idp.store.ephemeral import EphemeralUnavailable, RedisEphemeral
 from tests.conftest import REDIS_URL
+from tests.support.stores import private_redis_store
 
 
 @pytest.fixture
 def store():
-    prefix = f"conn:{secrets.token_hex(4)}:"
-    store = RedisEphemeral(REDIS_URL, prefix)
-    yield store
-    keys = list(store.client.scan_iter(match=prefix + "*"))
-    if keys:
-        store.client.delete(*keys)
-    store.close()
+    with private_redis_store(REDIS_URL, "conn") as store:
+        yield store
 
 
 @pytest.fixture

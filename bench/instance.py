@@ -8,7 +8,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,84 @@ def drop_schema(schema: str) -> None:
 
     with create_engine(PG_URL).begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def _local_process(pid: int, name: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip().startswith(name)
+    except OSError:
+        return False
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return []
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The parent pid is the second field after the parenthesised command name.
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def store_processes() -> dict[str, list[int]]:
+    """The threads of the PostgreSQL server (the postmaster and its children: new backends inherit
+    its CPUs) and of the Redis server, by store, for those that run on this machine."""
+    import redis
+    from sqlalchemy import create_engine, text
+
+    found: dict[str, list[int]] = {}
+    engine = create_engine(PG_URL)
+    with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    engine.dispose()
+    try:
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        postmaster = 0
+    if postmaster and _local_process(postmaster, "postgres"):
+        found["PostgreSQL"] = [thread for pid in [postmaster, *_children(postmaster)] for thread in _threads(pid)]
+    client = redis.Redis.from_url(REDIS_URL)
+    redis_pid = int(client.info("server")["process_id"])
+    client.close()
+    if _local_process(redis_pid, "redis-server"):
+        found["Redis"] = _threads(redis_pid)
+    return found
+
+
+@contextmanager
+def stores_on(cpus: set[int]) -> Iterator[str]:
+    """Run the local PostgreSQL and Redis servers on `cpus` for the block, then give them back the
+    CPUs they had. In production the stores are other machines; on the worker's core their CPU time
+    would be charged to the login. Yields a line that says what was moved."""
+    moved: dict[int, set[int]] = {}
+    names = []
+    try:
+        for name, threads in store_processes().items():
+            for thread in threads:
+                try:
+                    before = os.sched_getaffinity(thread)
+                    os.sched_setaffinity(thread, cpus)
+                except OSError:
+                    continue
+                moved[thread] = before
+                if name not in names:
+                    names.append(name)
+        where = ",".join(map(str, sorted(cpus)))
+        yield f"{' and '.join(names)} on CPU {where}" if names else "stores not moved (remote, or not allowed)"
+    finally:
+        for thread, before in moved.items():
+            with suppress(OSError):
+                os.sched_setaffinity(thread, before)
 
 
 def run_load(seconds: float, clients: int, make_worker: Callable[[int], Callable[[], None]]) -> tuple[int, float]:

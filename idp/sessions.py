@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, fields
 
 from idp.settings import SessionSettings
-from idp.store.ephemeral import Ephemeral
+from idp.store.ephemeral import Ephemeral, Op
 
 SSO_COOKIE = "varco_sso"
 
@@ -43,7 +43,7 @@ class SsoSessions:
     def lifetime(self, remember: bool) -> int:
         return self.settings.remember_days * 86400 if remember else self.settings.lifetime_minutes * 60
 
-    def create(
+    def new(
         self,
         account_id: str,
         amr: tuple[str, ...],
@@ -52,13 +52,19 @@ class SsoSessions:
         remember: bool,
         mfa_at: int | None = None,
     ) -> SsoSession:
-        sid = secrets.token_urlsafe(32)
-        ttl = self.lifetime(remember)
-        session = SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, int(time.time()) + ttl, mfa_at)
+        """A session with a new id (never one the browser had: OWASP ASVS 3.2.1), not stored yet:
+        `storing` is the write that stores it."""
+        sid, expires_at = secrets.token_urlsafe(32), int(time.time()) + self.lifetime(remember)
+        return SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, expires_at, mfa_at)
+
+    def store(self, session: SsoSession) -> SsoSession:
+        self.ephemeral.batch([self.storing(session)])
+        return session
+
+    def storing(self, session: SsoSession) -> Op:
         # Every field but the id (the store is keyed by its hash); what `get` reads back.
         data = {name: getattr(session, name) for name in STORED_FIELDS}
-        self.ephemeral.set(self._key(sid), json.dumps(data), ttl)
-        return session
+        return ("set", self._key(session.id), json.dumps(data), self.lifetime(session.remember))
 
     def get(self, sid: str | None) -> SsoSession | None:
         if not sid or len(sid) > 128:

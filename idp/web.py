@@ -13,6 +13,8 @@ from flask_babel import get_locale, get_translations
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import BadRequest
 
+from idp.store.ephemeral import Op
+
 BROWSER_COOKIE = "varco_browser"
 LANG_COOKIE = "varco_lang"
 FORM_TOKEN_FIELD = "csrf_token"  # noqa: S105 (a field name, not a secret)
@@ -105,10 +107,16 @@ def check_form_token(svc, browser: str, scope: str, token: str) -> tuple[str, in
     return nonce, int(expires)
 
 
-def take_form_token(svc, browser: str, scope: str, token: str) -> None:  # type: ignore[no-untyped-def]
-    """Use the token up: the first use claims its nonce (set-if-absent) until it would have expired."""
+def form_token_claim(svc, browser: str, scope: str, token: str) -> Op:  # type: ignore[no-untyped-def]
+    """The store operation that uses a valid token up: the first use claims its nonce
+    (set-if-absent) until the token would have expired. Raises FormTokenError for one not valid."""
     nonce, expires = check_form_token(svc, browser, scope, token)
-    if not svc.ephemeral.add(f"form:{scope}:{nonce}", "used", max(1, expires - int(time.time()))):
+    return ("add", f"form:{scope}:{nonce}", "used", max(1, expires - int(time.time())))
+
+
+def take_form_token(svc, browser: str, scope: str, token: str) -> None:  # type: ignore[no-untyped-def]
+    """Use the token up (`form_token_claim`)."""
+    if not svc.ephemeral.batch([form_token_claim(svc, browser, scope, token)])[0]:
         raise FormTokenError("replayed")
 
 

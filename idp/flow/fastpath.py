@@ -57,11 +57,11 @@ from idp.web import (
     LANG_COOKIE,
     FormTokenError,
     choose_locale,
+    form_token_claim,
     new_form_token,
     secure_cookies,
     sign_browser_cookie,
     split_plain_form,
-    take_form_token,
     verify_browser_cookie,
 )
 
@@ -206,20 +206,25 @@ class LoginFastPath:
         browser = verify_browser_cookie(svc.keys.cookie_key, cookies.get(BROWSER_COOKIE, ""))
         if browser is None or SSO_COOKIE in cookies:
             return None
-        svc.db.ping(max_age=1.0)
+        flow_id = found.group(1)
         try:
-            state = svc.flows.load(found.group(1), browser)
+            claim = form_token_claim(svc, browser, f"flow:{flow_id}", form[FORM_TOKEN_FIELD])
+        except FormTokenError:
+            return None  # nothing was used up: the view finds the same
+        svc.db.ping(max_age=1.0)
+        # The flow is read and the form token used up in one round trip.
+        raw, claimed = svc.ephemeral.batch([("get", svc.flows.key_of(flow_id)), claim])
+        try:
+            state = svc.flows.loaded(flow_id, browser, raw)
         except FlowExpired:
-            return None
+            state = None
         # The password is the flow's first step (runner.STEPS): it is the current one exactly while
         # no account is known. A request that wants more than a password is left to the view.
-        if state.account_id is not None or request_requires_mfa(state.request):
-            return None
-        try:
-            take_form_token(svc, browser, f"flow:{state.id}", form[FORM_TOKEN_FIELD])
-        except FormTokenError:
-            # Nothing was used up, or the token was used before: the view finds the same.
-            return None
+        if not claimed or state is None or state.account_id is not None or request_requires_mfa(state.request):
+            if claimed:
+                # Given back: the view uses the token up itself, or tells what is wrong with it.
+                svc.ephemeral.delete(claim[1])
+            return None  # (a token used before: the view finds the same)
         try:
             return self.run_password_step(environ, state, form)
         except Exception as exc:  # noqa: BLE001 - raised again by the view

@@ -33,13 +33,14 @@ def complete_login(svc, state: FlowState, old_sid: str | None) -> tuple[str, Sso
         amr.append("mfa")
     acr = ACR_MFA if multi or bool({"spid", "cie", "eidas"} & set(amr)) else ACR_SINGLE_FACTOR
     mfa_at = state.data.get("mfa_at") if multi or acr == ACR_MFA else None
-    session = svc.sessions.create(state.account_id, tuple(amr), acr, state.auth_time, state.remember, mfa_at)
-    for entry in carried:
-        svc.sessions.add_participant(session.id, entry["protocol"], entry["relying_party"], entry["details"])
+    session = svc.sessions.new(state.account_id, tuple(amr), acr, state.auth_time, state.remember, mfa_at)
     result = AuthnResult(
         subject=state.account_id, amr=tuple(amr), acr=acr, auth_time=state.auth_time, session_id=session.id
     )
-    svc.flows.finish(state, result)
+    # The session and the flow's end are stored together, in one round trip: never one without the other.
+    svc.ephemeral.batch([svc.sessions.storing(session), *svc.flows.finishing(state, result)])
+    for entry in carried:
+        svc.sessions.add_participant(session.id, entry["protocol"], entry["relying_party"], entry["details"])
     target = state.request.return_to
     if state.request.protocol != "local":
         target += ("&" if "?" in target else "?") + urlencode({"flow": state.id})

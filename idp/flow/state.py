@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idp.flow.request import AuthnResult, LoginRequest
-from idp.store.ephemeral import Ephemeral
+from idp.store.ephemeral import Ephemeral, Op
 
 FINISHED = "finished"
 ABANDONED = "abandoned"
@@ -91,12 +91,19 @@ class FlowStore:
         return FlowState(id=flow_id, browser=browser, request=LoginRequest(), created=created)
 
     def save(self, state: FlowState) -> None:
-        self.ephemeral.set(f"flow:{state.id}", state.to_json(), self.ttl)
+        self.ephemeral.set(self.key_of(state.id), state.to_json(), self.ttl)
+
+    @staticmethod
+    def key_of(flow_id: str) -> str:
+        return f"flow:{flow_id}"
 
     def load(self, flow_id: str | None, browser: str) -> FlowState:
         if not flow_id or len(flow_id) > 64:
             raise FlowExpired()
-        raw = self.ephemeral.get(f"flow:{flow_id}")
+        return self.loaded(flow_id, browser, self.ephemeral.get(self.key_of(flow_id)))
+
+    def loaded(self, flow_id: str, browser: str, raw: str | None) -> FlowState:
+        """The flow `flow_id` of this browser, from what the store holds under `key_of(flow_id)`."""
         if raw is None:
             fresh = self._fresh(flow_id, browser)
             if fresh is None:
@@ -112,16 +119,21 @@ class FlowStore:
         return state
 
     def finish(self, state: FlowState, result: AuthnResult) -> None:
-        """Hand the result to the frontend that resumes the flow, once; leave a tombstone behind,
-        so a form posted again to a finished flow is told it was a replay."""
+        self.ephemeral.batch(self.finishing(state, result))
+
+    def finishing(self, state: FlowState, result: AuthnResult) -> list[Op]:
+        """The writes that finish a flow: its result for the frontend that resumes it (taken once),
+        and a tombstone, so a form posted again to a finished flow is told it was a replay."""
+        writes: list[Op] = []
         if state.request.protocol != "local":
             payload = {"request": state.request.to_dict(), "result": result.to_dict(), "browser": state.browser}
-            self.ephemeral.set(f"flowresult:{state.id}", json.dumps(payload), 300)
-        self.ephemeral.set(f"flow:{state.id}", FINISHED, self.ttl)
+            writes.append(("set", f"flowresult:{state.id}", json.dumps(payload), 300))
+        writes.append(("set", self.key_of(state.id), FINISHED, self.ttl))
+        return writes
 
     def abandon(self, state: FlowState) -> None:
         # A marker rather than a deletion: a fresh flow's id would otherwise start over.
-        self.ephemeral.set(f"flow:{state.id}", ABANDONED, self.ttl)
+        self.ephemeral.set(self.key_of(state.id), ABANDONED, self.ttl)
 
     def take_result(self, flow_id: str | None, browser: str) -> tuple[LoginRequest, AuthnResult] | None:
         """The finished flow's request and result, once, and only to the browser that ran it."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import case, delete, select
+from sqlalchemy import Executable, Result, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -23,6 +24,10 @@ from idp.store.models import EphemeralEntry
 
 class EphemeralUnavailable(Exception):
     """The ephemeral store did not answer. Callers must fail closed (503), never open."""
+
+
+# One operation of `Ephemeral.batch`.
+Op = tuple[str, str] | tuple[str, str, str, int]
 
 
 class Ephemeral(Protocol):
@@ -45,13 +50,65 @@ class Ephemeral(Protocol):
     def incr(self, key: str, ttl: int) -> int:
         """Add one to a counter; the window of `ttl` seconds starts with the first increment."""
 
+    def batch(self, ops: Sequence[Op]) -> list[Any]:
+        """Run the operations in order, in one round trip and as one transaction: no other client
+        sees some of them done and not the others. Each is ("get", key), ("take", key),
+        ("delete", key), ("set", key, value, ttl) or ("add", key, value, ttl); the results come
+        back in order, as the methods of those names return them."""
+
     def ping(self, max_age: float = 0.0) -> None:
         """Raise EphemeralUnavailable when the store does not answer. With `max_age`, an answer
         within that many seconds counts as one (a page that needs no store still fails closed
         during an outage, at one round trip per `max_age` under load)."""
 
 
-class RedisEphemeral:
+# Redis commands and replies of the store's operations (`Ephemeral.batch`).
+_COMMAND = {"get": "GET", "take": "GETDEL", "delete": "DEL"}
+_REPLY = {
+    "get": lambda reply: reply,
+    "take": lambda reply: reply,
+    "set": lambda reply: None,
+    "delete": lambda reply: None,
+    "add": lambda reply: reply is not None,
+}
+
+
+def _send_and_read(connection: redis.Connection, commands: list[tuple[str | int, ...]]) -> list[Any]:
+    connection.send_packed_command(connection.pack_commands(commands))
+    try:
+        return [connection.read_response() for _ in commands]
+    except redis.ResponseError:
+        # Replies still unread would answer the next command.
+        connection.disconnect()
+        raise
+
+
+class _Operations:
+    """The store's operations, each a batch of one (`_apply` is each store's own)."""
+
+    def _apply(self, ops: Sequence[Op]) -> list[Any]:
+        raise NotImplementedError
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        self._apply([("set", key, value, ttl)])
+
+    def get(self, key: str) -> str | None:
+        return self._apply([("get", key)])[0]
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        return self._apply([("add", key, value, ttl)])[0]
+
+    def take(self, key: str) -> str | None:
+        return self._apply([("take", key)])[0]
+
+    def delete(self, key: str) -> None:
+        self._apply([("delete", key)])
+
+    def batch(self, ops: Sequence[Op]) -> list[Any]:
+        return self._apply(ops) if ops else []
+
+
+class RedisEphemeral(_Operations):
     name = "redis"
 
     def __init__(self, url: str, prefix: str = "varco:") -> None:
@@ -85,41 +142,41 @@ class RedisEphemeral:
         self._last_ok = time.monotonic()
         return result
 
-    def _command(self, *args: str | int) -> Any:
-        """One command and its reply, on this thread's connection.
+    def _apply(self, ops: Sequence[Op]) -> list[Any]:
+        """The operations' results, in one round trip on this thread's connection.
 
         redis-py's client wraps every call in layers (retry policy, argument checks, response
-        callbacks) that cost more CPU than the round trip itself, and a login makes five calls
+        callbacks) that cost more CPU than the round trip itself, and a login makes several calls
         around each argon2id hash (bench/login.py). Here the client's own connection packs, sends
-        and reads, with its health check and reconnection."""
-        return self._call(self._round_trip, self.client.connection, args)
+        and reads, with its health check and reconnection. More than one operation runs as one
+        MULTI/EXEC transaction: all of them, or none."""
+        commands = [self._args(op) for op in ops]
+        if len(commands) == 1:
+            replies = self._call(self._exchange, self.client.connection, commands)
+        else:
+            replies = self._call(self._exchange, self.client.connection, [("MULTI",), *commands, ("EXEC",)])[-1]
+            failed = [reply for reply in replies or () if isinstance(reply, Exception)]
+            if replies is None or failed:
+                self._last_ok = 0.0
+                raise EphemeralUnavailable(f"redis: transaction failed: {failed[0] if failed else 'aborted'}")
+        return [_REPLY[op[0]](reply) for op, reply in zip(ops, replies, strict=True)]
+
+    def _args(self, op: Op) -> tuple[str | int, ...]:
+        kind, key, *rest = op
+        if kind in ("set", "add"):
+            value, ttl = rest
+            return ("SET", self._k(key), value, "EX", max(1, ttl), *(("NX",) if kind == "add" else ()))
+        return (_COMMAND[kind], self._k(key))
 
     @staticmethod
-    def _round_trip(connection: redis.Connection, args: tuple[str | int, ...]) -> Any:
+    def _exchange(connection: redis.Connection, commands: list[tuple[str | int, ...]]) -> list[Any]:
         # (A connection that timed out has closed its socket: a late reply is never read.)
         try:
-            connection.send_command(*args)
-            return connection.read_response()
+            return _send_and_read(connection, commands)
         except redis.ConnectionError:
             # Found dropped (a Redis restart, an idle timeout): once more, on a new connection.
             connection.disconnect()
-            connection.send_command(*args)
-            return connection.read_response()
-
-    def set(self, key: str, value: str, ttl: int) -> None:
-        self._command("SET", self._k(key), value, "EX", max(1, ttl))
-
-    def get(self, key: str) -> str | None:
-        return self._command("GET", self._k(key))
-
-    def add(self, key: str, value: str, ttl: int) -> bool:
-        return self._command("SET", self._k(key), value, "EX", max(1, ttl), "NX") is not None
-
-    def take(self, key: str) -> str | None:
-        return self._command("GETDEL", self._k(key))
-
-    def delete(self, key: str) -> None:
-        self._command("DEL", self._k(key))
+            return _send_and_read(connection, commands)
 
     def incr(self, key: str, ttl: int) -> int:
         def run() -> int:
@@ -143,7 +200,7 @@ class RedisEphemeral:
         self.pool.disconnect()
 
 
-class SqlEphemeral:
+class SqlEphemeral(_Operations):
     """The ephemeral contract on one SQL table, using each dialect's upsert and RETURNING."""
 
     name = "sql"
@@ -167,14 +224,6 @@ class SqlEphemeral:
         except OperationalError as exc:
             raise EphemeralUnavailable(f"sql: {exc.orig or exc}") from exc
 
-    def set(self, key: str, value: str, ttl: int) -> None:
-        expires = time.time() + max(1, ttl)
-        stmt = self._insert(EphemeralEntry).values(key=self._k(key), value=value, counter=0, expires_at=expires)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[EphemeralEntry.key], set_={"value": value, "counter": 0, "expires_at": expires}
-        )
-        self._run(lambda conn: conn.execute(stmt))
-
     @staticmethod
     def _value(row) -> str | None:  # type: ignore[no-untyped-def]
         # Counters keep their count in `counter` and no `value`; read them as Redis does, as text.
@@ -182,35 +231,35 @@ class SqlEphemeral:
             return None
         return row.value if row.value is not None else str(row.counter)
 
-    def get(self, key: str) -> str | None:
-        stmt = select(EphemeralEntry.value, EphemeralEntry.counter).where(
-            EphemeralEntry.key == self._k(key), EphemeralEntry.expires_at > time.time()
-        )
-        return self._run(lambda conn: self._value(conn.execute(stmt).first()))
-
-    def add(self, key: str, value: str, ttl: int) -> bool:
+    def _statement(self, op: Op) -> tuple[Executable, Callable[[Result], Any]]:
+        """The statement of one operation, and how its result reads."""
+        kind, key, *rest = op
+        key = self._k(key)
         now = time.time()
-        expires = now + max(1, ttl)
-        stmt = self._insert(EphemeralEntry).values(key=self._k(key), value=value, counter=0, expires_at=expires)
-        # Only an expired row may be overwritten; a live one means somebody else was first.
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[EphemeralEntry.key],
-            set_={"value": value, "counter": 0, "expires_at": expires},
-            where=EphemeralEntry.expires_at <= now,
-        ).returning(EphemeralEntry.key)
-        return self._run(lambda conn: conn.execute(stmt).first() is not None)
+        if kind in ("set", "add"):
+            value, ttl = rest
+            expires = now + max(1, ttl)
+            stmt = self._insert(EphemeralEntry).values(key=key, value=value, counter=0, expires_at=expires)
+            replaced = {"value": value, "counter": 0, "expires_at": expires}
+            if kind == "set":
+                return stmt.on_conflict_do_update(index_elements=[EphemeralEntry.key], set_=replaced), _nothing
+            # Only an expired row may be overwritten; a live one means somebody else was first.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[EphemeralEntry.key], set_=replaced, where=EphemeralEntry.expires_at <= now
+            )
+            return stmt.returning(EphemeralEntry.key), lambda result: result.first() is not None
+        live = (EphemeralEntry.key == key, EphemeralEntry.expires_at > now)
+        if kind == "get":
+            stmt = select(EphemeralEntry.value, EphemeralEntry.counter).where(*live)
+            return stmt, lambda result: self._value(result.first())
+        if kind == "take":
+            stmt = delete(EphemeralEntry).where(*live).returning(EphemeralEntry.value, EphemeralEntry.counter)
+            return stmt, lambda result: self._value(result.first())
+        return delete(EphemeralEntry).where(EphemeralEntry.key == key), _nothing
 
-    def take(self, key: str) -> str | None:
-        stmt = (
-            delete(EphemeralEntry)
-            .where(EphemeralEntry.key == self._k(key), EphemeralEntry.expires_at > time.time())
-            .returning(EphemeralEntry.value, EphemeralEntry.counter)
-        )
-        return self._run(lambda conn: self._value(conn.execute(stmt).first()))
-
-    def delete(self, key: str) -> None:
-        stmt = delete(EphemeralEntry).where(EphemeralEntry.key == self._k(key))
-        self._run(lambda conn: conn.execute(stmt))
+    def _apply(self, ops: Sequence[Op]) -> list[Any]:
+        statements = [self._statement(op) for op in ops]
+        return self._run(lambda conn: [read(conn.execute(stmt)) for stmt, read in statements])
 
     def incr(self, key: str, ttl: int) -> int:
         now = time.time()
@@ -236,6 +285,10 @@ class SqlEphemeral:
 
     def close(self) -> None:
         pass
+
+
+def _nothing(result: Result) -> None:
+    return None
 
 
 def open_ephemeral(redis_url: str, prefix: str, database: Database) -> Ephemeral:

@@ -103,9 +103,9 @@ def standard_world(app, make_account) -> World:  # type: ignore[no-untyped-def]
     world.account("off.user")
     world.svc.accounts.set_status("off.user", "disabled", actor="test")
     world.account("slow.user")
-    session = world.svc.sessions.create(
-        world.accounts["mario.rossi"].id, ("pwd",), "https://refeds.org/profile/sfa", int(time.time()), False
-    )
+    sessions = world.svc.sessions
+    mario = world.accounts["mario.rossi"].id
+    session = sessions.store(sessions.new(mario, ("pwd",), "https://refeds.org/profile/sfa", int(time.time()), False))
     world.secrets["live_sso"] = session.id
     from idp.oidc.clients import NewClient
 
@@ -512,7 +512,7 @@ CASES = [
     Case("POST, database down during the password check",
          store_down(HANDED, lambda svc: svc.accounts, "authenticate", DatabaseUnavailable("test"))),
     Case("POST, ephemeral store down when the token is used",
-         store_down(PASSED, lambda svc: svc.ephemeral, "add", EphemeralUnavailable("test"))),
+         store_down(PASSED, lambda svc: svc.ephemeral, "batch", EphemeralUnavailable("test"))),
     # replays, tokens, cookies, flows
     Case("POST the same form twice after a login", replayed_after_success),
     Case("POST the same form twice after a refusal", replayed_after_refusal),
@@ -893,13 +893,13 @@ def login_count(app, account_id: str) -> int:  # type: ignore[no-untyped-def]
 def sessions_created(app, monkeypatch) -> list:  # type: ignore[no-untyped-def]
     sessions = app.extensions["varco"].sessions
     made: list = []
-    original = sessions.create
+    original = sessions.new
 
-    def create(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def new(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         made.append(original(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(sessions, "create", create)
+    monkeypatch.setattr(sessions, "new", new)
     return made
 
 

@@ -144,3 +144,54 @@ def test_concurrent_increments_are_not_lost(store):
 
 def test_ping_answers_when_the_store_is_up(store):
     store.ping()
+
+
+def test_a_batch_runs_its_operations_in_order_and_answers_each(store):
+    store.set("old", "before", 60)
+    results = store.batch(
+        [
+            ("add", "claim", "mine", 60),
+            ("get", "old"),
+            ("add", "claim", "again", 60),
+            ("set", "new", "written", 60),
+            ("get", "new"),
+            ("take", "old"),
+            ("delete", "new"),
+            ("get", "absent"),
+        ]
+    )
+    assert results == [True, "before", False, None, "written", "before", None, None]
+    assert store.get("claim") == "mine"
+    assert store.get("old") is None
+    assert store.get("new") is None
+
+
+def test_a_batch_sets_values_with_their_own_ttls(store):
+    store.batch([("set", "short", "a", 1), ("set", "long", "b", 60)])
+    assert (store.get("short"), store.get("long")) == ("a", "b")
+    time.sleep(2.1)
+    assert (store.get("short"), store.get("long")) == (None, "b")
+
+
+def test_an_empty_batch_does_nothing(store):
+    assert store.batch([]) == []
+
+
+def test_concurrent_batches_claiming_one_key_let_exactly_one_win(store):
+    wins = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        added, value = store.batch([("add", "raced", threading.current_thread().name, 60), ("get", "raced")])
+        wins.append((added, value))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [value for added, value in wins if added]
+    assert len(winners) == 1
+    # Every caller reads the winner's value, the winner in its own batch.
+    assert {value for _, value in wins} == {winners[0]}

@@ -59,6 +59,28 @@ def test_an_unreachable_server_is_an_outage_for_every_command():
         lambda: store.delete("a"),
         lambda: store.incr("a", 60),
         lambda: store.ping(),
+        lambda: store.batch([("set", "a", "1", 60), ("get", "a")]),
     ):
         with pytest.raises(EphemeralUnavailable):
             call()
+
+
+def test_a_batch_on_a_dropped_connection_runs_once_on_a_new_one(store, admin):
+    store.set("kept", "yes", 60)
+    assert admin.client_kill_filter(_id=store.client.client_id()) == 1
+    assert store.batch([("add", "claim", "1", 60), ("get", "kept")]) == [True, "yes"]
+    assert store.add("claim", "2", 60) is False
+
+
+def test_a_batch_that_fails_in_redis_is_an_outage_and_the_connection_stays_in_step(store, admin):
+    # A key of another type (not one Varco writes) makes GET fail inside the transaction.
+    admin.rpush(store.prefix + "listed", "x")
+    with pytest.raises(EphemeralUnavailable, match="transaction failed"):
+        store.batch([("set", "a", "1", 60), ("get", "listed")])
+    # The next replies answer the next commands.
+    assert store.get("a") == "1"
+    assert store.batch([("get", "a"), ("set", "b", "2", 60)]) == ["1", None]
+    # An error reply to a single command leaves no reply unread either.
+    with pytest.raises(EphemeralUnavailable):
+        store.get("listed")
+    assert store.get("b") == "2"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
@@ -96,18 +100,17 @@ class Database:
         return DirectStatement(self, statement)
 
     @contextlib.contextmanager
-    def _driver(self) -> Iterator[Any]:
-        """A cursor on this thread's psycopg connection for direct statements, in autocommit mode.
+    def _driver(self) -> Iterator[DirectConnection]:
+        """This thread's psycopg connection for direct statements, in autocommit mode.
 
         It is opened on first use and kept for the thread's life, outside SQLAlchemy's pool (whose
         checkout, events and reset on return cost more than a statement), so each request thread
         holds one PostgreSQL connection beyond the pool. Like a pooled one, a connection idle for
         PING_AFTER_IDLE_SECONDS is pinged before use and replaced when its server process is gone;
-        one that fails in use is dropped, and the request fails closed. The cursor is the thread's
-        too, made once (building one per statement costs a third of the statement's CPU)."""
+        one that fails in use is dropped, and the request fails closed."""
         dbapi = self.engine.dialect.dbapi
         try:
-            yield self._direct_cursor(dbapi)
+            yield self._direct_connection(dbapi)
         except dbapi.Error as exc:
             self._drop_direct()
             if not isinstance(exc, dbapi.OperationalError):
@@ -116,28 +119,29 @@ class Database:
             raise DatabaseUnavailable(str(exc)) from exc
         self._direct.used = self._last_ok = time.monotonic()
 
-    def _direct_cursor(self, dbapi: Any) -> Any:
-        driver = getattr(self._direct, "connection", None)
-        if driver is not None and driver.closed:  # closed by dispose() from another thread
-            self._direct.connection = driver = None
-        if driver is not None and time.monotonic() - self._direct.used >= PING_AFTER_IDLE_SECONDS:
+    def _direct_connection(self, dbapi: Any) -> DirectConnection:
+        direct = getattr(self._direct, "connection", None)
+        if direct is not None and direct.driver.closed:  # closed by dispose() from another thread
+            self._direct.connection = direct = None
+        if direct is not None and time.monotonic() - self._direct.used >= PING_AFTER_IDLE_SECONDS:
             try:
-                driver.execute("SELECT 1")
+                direct.driver.execute("SELECT 1")
             except dbapi.Error:
                 self._drop_direct()
-                driver = None
-        if driver is None:
+                direct = None
+        if direct is None:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
             driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True})
-            self._direct.connection, self._direct.used = driver, time.monotonic()
-            self._direct.cursor = driver.cursor()
+            direct = DirectConnection(driver)
+            self._direct.connection, self._direct.used = direct, time.monotonic()
             with self._direct_lock:
                 self._direct_all.append(driver)
-        return self._direct.cursor
+        return direct
 
     def _drop_direct(self) -> None:
-        driver = getattr(self._direct, "connection", None)
-        if driver is not None:
+        direct = getattr(self._direct, "connection", None)
+        if direct is not None:
+            driver = direct.driver
             self._direct.connection = None
             with self._direct_lock:
                 if driver in self._direct_all:  # (dispose() may have taken it already)
@@ -203,36 +207,82 @@ class DirectStatement:
     per-execution machinery.
 
     Around every argon2id hash a login runs two statements (the account lookup, and the count with
-    its audit row); through SQLAlchemy's execution context and result processing each cost about
-    three times its own round trip in CPU (bench/login.py). Here SQLAlchemy still writes the SQL,
-    once, for the engine's dialect; each run then hands that text to psycopg on the thread's own
-    connection (`Database._driver`) in autocommit mode (each statement commits by itself), as a
-    server-side prepared statement.
+    its audit row). After each 19 MiB hash the processor caches hold little of the code a
+    statement runs through, so every layer costs many times its warm price: through SQLAlchemy's
+    execution context and result processing, and then through psycopg's cursor, each statement
+    cost several times its own round trip in CPU (bench/login.py). Here SQLAlchemy still writes
+    the SQL, once, for the engine's dialect (with `$n` placeholders and its own casts); each run
+    then goes to libpq on the thread's own connection (`Database._driver`), in autocommit mode
+    (each statement commits by itself), as a server-side prepared statement. psycopg still
+    turns the values into parameters and the result into Python values (its `Transformer`, the
+    adaptation its cursors use), so types come back as its cursors give them."""
 
-    For statements whose parameters and columns psycopg adapts as SQLAlchemy does on PostgreSQL:
-    text, integers, booleans, timestamps. JSON goes in as its text (the SQL casts it)."""
+    _names = itertools.count()
 
     def __init__(self, db: Database, statement: Executable) -> None:
-        compiled = statement.compile(dialect=db.engine.dialect)
+        compiled = statement.compile(dialect=db.engine.dialect.__class__(paramstyle="numeric_dollar"))
         self.db = db
-        self.sql = str(compiled)
+        self.sql = str(compiled).encode()
+        self.name = f"varco_direct_{next(self._names)}".encode()
+        self.order = tuple(compiled.positiontup or ())
         # Values the statement carries itself (literals SQLAlchemy made into parameters).
         self.defaults = dict(compiled.params)
-        # The row's column names, from the statement (psycopg's cursor.description builds a
-        # descriptor per column on every run).
         selected = getattr(statement, "selected_columns", None)
         self.names = tuple(selected.keys()) if selected is not None else ()
 
+    def _execute(self, params: dict[str, Any]) -> Any:
+        values = {**self.defaults, **params}
+        with self.db._driver() as direct:
+            return direct.execute(self, [values[name] for name in self.order])
+
     def first(self, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict of column name to value, or None."""
-        with self.db._driver() as cursor:
-            cursor.execute(self.sql, {**self.defaults, **params}, prepare=True)
-            row = cursor.fetchone()
-            return None if row is None else dict(zip(self.names, row, strict=True))
+        row = self._execute(params)
+        return None if row is None else dict(zip(self.names, row, strict=True))
 
     def run(self, params: dict[str, Any]) -> None:
-        with self.db._driver() as cursor:
-            cursor.execute(self.sql, {**self.defaults, **params}, prepare=True)
+        self._execute(params)
+
+
+class DirectConnection:
+    """A thread's psycopg connection for direct statements, with the statements prepared on it."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self.adapt = Transformer.from_context(driver)
+        # Prepared statement names by statement and parameter types, as psycopg's own cache keys
+        # them (the type of a value, e.g. which integer type, can change from run to run).
+        self.prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+
+    def execute(self, statement: DirectStatement, values: list[Any]) -> tuple | None:
+        """Run `statement` with its parameter values in order; its first row, if it has rows."""
+        pgconn = self.driver.pgconn
+        params = self.adapt.dump_sequence(values, [PyFormat.TEXT] * len(values))
+        types = tuple(self.adapt.types)
+        name = self.prepared.get((statement.name, types))
+        if name is None:
+            name = b"%s_%d" % (statement.name, len(self.prepared))
+            self._check(pgconn.prepare(name, statement.sql, types))
+            self.prepared[statement.name, types] = name
+        result = self._check(pgconn.exec_prepared(name, params))
+        if result.ntuples == 0:
+            return None
+        self.adapt.set_pgresult(result)
+        return self.adapt.load_row(0, tuple)
+
+    def _check(self, result: Any) -> Any:
+        """`result`, or the error it reports raised as psycopg raises it: a connection that broke
+        is an OperationalError (the store is unavailable), a refused statement its own error."""
+        if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            return result
+        message = (result.error_message or b"").decode(errors="replace").strip() or "statement failed"
+        if self.driver.pgconn.status != pq.ConnStatus.OK:
+            raise psycopg.OperationalError(message)
+        try:
+            error = psycopg.errors.lookup(result.error_field(pq.DiagnosticField.SQLSTATE).decode())
+        except (AttributeError, KeyError):  # no SQLSTATE, or one psycopg does not know
+            error = psycopg.DatabaseError
+        raise error(message)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -158,3 +158,27 @@ def test_direct_statements_are_for_postgresql_only(tmp_path):
     with pytest.raises(ValueError, match="PostgreSQL only"):
         database.direct(sum_statement())
     database.dispose()
+
+
+def test_a_direct_statement_gives_values_their_types_and_a_parameter_used_twice_one_value(db):
+    import datetime as dt
+
+    from sqlalchemy import Boolean, DateTime, Integer, String, bindparam, literal
+
+    at = bindparam("at", type_=DateTime(timezone=True))
+    statement = db.direct(
+        select(
+            at.label("at"),
+            (at + dt.timedelta(hours=1)).label("later"),
+            bindparam("flag", type_=Boolean()).label("flag"),
+            bindparam("missing", type_=String()).label("missing"),
+            (bindparam("n", type_=Integer()) * literal(3)).label("tripled"),
+        )
+    )
+    moment = dt.datetime(2026, 11, 25, 23, 30, 15, 123456, tzinfo=dt.UTC)
+    row = statement.first({"at": moment, "flag": True, "missing": None, "n": 14})
+    assert row == {"at": moment, "later": moment + dt.timedelta(hours=1), "flag": True, "missing": None, "tripled": 42}
+    assert row["at"].utcoffset() == dt.timedelta(0)
+    assert statement.first({"at": moment, "flag": False, "missing": "x", "n": 0})["flag"] is False
+    # A value that needs a wider type than the first run's gets it.
+    assert statement.first({"at": moment, "flag": None, "missing": None, "n": 100_000})["tripled"] == 300_000

@@ -28,4 +28,5 @@ def test_compose_runs_varco_under_gunicorn_with_postgres_redis_and_smtp():
     assert env["VARCO_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert env["VARCO_REDIS_URL"].startswith("redis://")
     assert env["VARCO_SMTP_URL"].startswith("smtp://")
-    assert "gunicorn" in (ROOT / "Dockerfile").read_text()
+    # The container runs the worker model README sizes the database for (workers x (5 + threads)).
+    assert "gunicorn --workers 4 --worker-class gthread --threads 4 " in (ROOT / "Dockerfile").read_text()

@@ -149,7 +149,7 @@ class RedisEphemeral(_Operations):
         callbacks) that cost more CPU than the round trip itself, and a login makes several calls
         around each argon2id hash (bench/login.py). Here the client's own connection packs, sends
         and reads, with its health check and reconnection. More than one operation runs as one
-        MULTI/EXEC transaction: all of them, or none."""
+        MULTI/EXEC transaction, which no other client sees half done."""
         commands = [self._args(op) for op in ops]
         if len(commands) == 1:
             replies = self._call(self._exchange, self.client.connection, commands)
@@ -166,6 +166,8 @@ class RedisEphemeral(_Operations):
         if kind in ("set", "add"):
             value, ttl = rest
             return ("SET", self._k(key), value, "EX", max(1, ttl), *(("NX",) if kind == "add" else ()))
+        if kind not in _COMMAND:
+            raise ValueError(f"unknown ephemeral store operation {kind!r}")
         return (_COMMAND[kind], self._k(key))
 
     @staticmethod
@@ -255,7 +257,9 @@ class SqlEphemeral(_Operations):
         if kind == "take":
             stmt = delete(EphemeralEntry).where(*live).returning(EphemeralEntry.value, EphemeralEntry.counter)
             return stmt, lambda result: self._value(result.first())
-        return delete(EphemeralEntry).where(EphemeralEntry.key == key), _nothing
+        if kind == "delete":
+            return delete(EphemeralEntry).where(EphemeralEntry.key == key), _nothing
+        raise ValueError(f"unknown ephemeral store operation {kind!r}")
 
     def _apply(self, ops: Sequence[Op]) -> list[Any]:
         statements = [self._statement(op) for op in ops]

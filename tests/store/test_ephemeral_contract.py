@@ -195,3 +195,9 @@ def test_concurrent_batches_claiming_one_key_let_exactly_one_win(store):
     assert len(winners) == 1
     # Every caller reads the winner's value, the winner in its own batch.
     assert {value for _, value in wins} == {winners[0]}
+
+
+def test_a_batch_with_an_unknown_operation_is_refused_whole(store):
+    with pytest.raises(ValueError, match="unknown ephemeral store operation"):
+        store.batch([("set", "first", "x", 60), ("gte", "first")])
+    assert store.get("first") is None

@@ -243,6 +243,7 @@ def main() -> None:
             f"floor: a login with no framework and no stores (bench/floor_login_app.py), same worker: "
             f"{floor_rate:.1f} logins/s, ratio {floor_rate / hash_rate:.3f}"
         )
+        print(f"Varco's ratio less the floor's, same run: {(login_rate - floor_rate) / hash_rate:+.3f}")
     if around:
         cheap_rate = sum(r[0] for r in around) / sum(r[1] for r in around)
         hash_ms, around_ms = 1000 / hash_rate, 1000 / cheap_rate

@@ -57,10 +57,6 @@ class SsoSessions:
         sid, expires_at = secrets.token_urlsafe(32), int(time.time()) + self.lifetime(remember)
         return SsoSession(sid, account_id, tuple(amr), acr, auth_time, remember, expires_at, mfa_at)
 
-    def store(self, session: SsoSession) -> SsoSession:
-        self.ephemeral.batch([self.storing(session)])
-        return session
-
     def storing(self, session: SsoSession) -> Op:
         # Every field but the id (the store is keyed by its hash); what `get` reads back.
         data = {name: getattr(session, name) for name in STORED_FIELDS}

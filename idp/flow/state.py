@@ -118,9 +118,6 @@ class FlowStore:
             raise FlowExpired()
         return state
 
-    def finish(self, state: FlowState, result: AuthnResult) -> None:
-        self.ephemeral.batch(self.finishing(state, result))
-
     def finishing(self, state: FlowState, result: AuthnResult) -> list[Op]:
         """The writes that finish a flow: its result for the frontend that resumes it (taken once),
         and a tombstone, so a form posted again to a finished flow is told it was a replay."""

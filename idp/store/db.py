@@ -225,6 +225,7 @@ class DirectStatement:
         self.sql = str(compiled).encode()
         self.name = f"varco_direct_{next(self._names)}".encode()
         self.order = tuple(compiled.positiontup or ())
+        self.formats = [PyFormat.TEXT] * len(self.order)
         # Values the statement carries itself (literals SQLAlchemy made into parameters).
         self.defaults = dict(compiled.params)
         selected = getattr(statement, "selected_columns", None)
@@ -257,7 +258,7 @@ class DirectConnection:
     def execute(self, statement: DirectStatement, values: list[Any]) -> tuple | None:
         """Run `statement` with its parameter values in order; its first row, if it has rows."""
         pgconn = self.driver.pgconn
-        params = self.adapt.dump_sequence(values, [PyFormat.TEXT] * len(values))
+        params = self.adapt.dump_sequence(values, statement.formats)
         types = tuple(self.adapt.types)
         name = self.prepared.get((statement.name, types))
         if name is None:

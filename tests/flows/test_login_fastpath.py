@@ -105,7 +105,8 @@ def standard_world(app, make_account) -> World:  # type: ignore[no-untyped-def]
     world.account("slow.user")
     sessions = world.svc.sessions
     mario = world.accounts["mario.rossi"].id
-    session = sessions.store(sessions.new(mario, ("pwd",), "https://refeds.org/profile/sfa", int(time.time()), False))
+    session = sessions.new(mario, ("pwd",), "https://refeds.org/profile/sfa", int(time.time()), False)
+    world.svc.ephemeral.batch([sessions.storing(session)])
     world.secrets["live_sso"] = session.id
     from idp.oidc.clients import NewClient
 

@@ -63,7 +63,7 @@ def drop_schema(schema: str) -> None:
 
 def _local_process(pid: int, name: str) -> bool:
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip().startswith(name)
+        return Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip().startswith(name)
     except OSError:
         return False
 
@@ -81,7 +81,7 @@ def _children(parent: int) -> list[int]:
         if entry.name.isdigit():
             try:
                 # The parent pid is the second field after the parenthesised command name.
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                if int((entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1]) == parent:
                     found.append(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue
@@ -100,7 +100,7 @@ def store_processes() -> dict[str, list[int]]:
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     engine.dispose()
     try:
-        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         postmaster = 0
     if postmaster and _local_process(postmaster, "postgres"):

@@ -120,15 +120,16 @@ def wait_ready(port: int, path: str) -> None:
 # --- oidc-provider -----------------------------------------------------------------------------
 def start_oidc_provider(port: int, workdir: Path) -> tuple[subprocess.Popen, str]:
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "package.json").write_text('{"private": true, "type": "module"}')
+    (workdir / "package.json").write_text('{"private": true, "type": "module"}', encoding="utf-8")
     subprocess.run(
         ["npm", "install", "--no-audit", "--no-fund", "--silent", "oidc-provider@^9"],
         cwd=workdir,
         check=True,
         capture_output=True,
     )
-    version = json.loads((workdir / "node_modules" / "oidc-provider" / "package.json").read_text())["version"]
-    (workdir / "server.mjs").write_text(OIDC_PROVIDER_JS)
+    package = workdir / "node_modules" / "oidc-provider" / "package.json"
+    version = json.loads(package.read_text(encoding="utf-8"))["version"]
+    (workdir / "server.mjs").write_text(OIDC_PROVIDER_JS, encoding="utf-8")
     server = subprocess.Popen(
         ["taskset", "-c", "0", "node", "server.mjs", str(port)],
         cwd=workdir,

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from idp.accounts.identifiers import InvalidInput
+from idp.accounts.identifiers import InvalidInput, check_text
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
 from idp.keys import KeyRing, KeysMissing, init_keys
@@ -58,7 +58,18 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class VarcoGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Python reads arguments that are not UTF-8 with surrogateescape; nothing Varco stores
+        # or compares can hold them, so they stop here (exit 2) rather than deep in a store.
+        for arg in args:
+            if not _is_utf8(arg):
+                shown = arg.encode("utf-8", "backslashreplace").decode()
+                raise click.UsageError(f"argument {shown!r} is not valid UTF-8")
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=VarcoGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", envvar="VARCO_HOME", help="Instance folder (config/, keys/, var/). Default: current folder.")
 @click.pass_context
 def cli(click_ctx: click.Context, home: str | None) -> None:
@@ -240,12 +251,44 @@ def account_view(account: Any, services: Any) -> dict[str, Any]:
 
 
 def read_secret(flag: str) -> str:
+    """One line of standard input, held to the rules of the login form's fields."""
     if sys.stdin is None or sys.stdin.closed:
         raise click.BadParameter("nothing on standard input", param_hint=flag)
-    value = sys.stdin.readline().rstrip("\r\n")
+    try:
+        value = sys.stdin.readline().rstrip("\r\n")
+    except UnicodeDecodeError:
+        value = "\udcff"  # undecodable, as Python's surrogateescape would have read it
     if not value:
         raise click.BadParameter("standard input was empty", param_hint=flag)
+    if not _is_utf8(value):
+        raise click.BadParameter("standard input is not valid UTF-8", param_hint=flag)
+    try:
+        check_text(flag, value, 100_000)
+    except InvalidInput as exc:
+        raise click.BadParameter(input_message(exc.message), param_hint=flag) from None
     return value
+
+
+def _is_utf8(value: str) -> bool:
+    """False for text Python decoded with surrogateescape (bytes that were not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The English of `check_text`'s codes (the web pages have theirs, translated, in idp/flow/messages.py).
+INPUT_MESSAGES = {
+    "required": "required",
+    "too_long": "too long",
+    "bad_encoding": "not valid UTF-8",
+    "control_characters": "contains control characters, which are not allowed",
+}
+
+
+def input_message(code: str) -> str:
+    return INPUT_MESSAGES.get(code, code)
 
 
 def account_errors(fn):  # type: ignore[no-untyped-def]
@@ -257,7 +300,8 @@ def account_errors(fn):  # type: ignore[no-untyped-def]
         try:
             return fn(*args, **kwargs)
         except InvalidInput as exc:
-            raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from exc
+            hint = f"--{exc.field.replace('_', '-')}"
+            raise click.BadParameter(input_message(exc.message), param_hint=hint) from exc
         except PasswordRejected as exc:
             raise click.BadParameter(
                 f"password refused: {exc.reason.replace('_', ' ')}", param_hint="--password-stdin"

@@ -84,7 +84,7 @@ class KeyRing:
         secret_path = directory / "secret.key"
         if not manifest_path.exists() or not secret_path.exists():
             raise KeysMissing(f"no keys in {directory}; run `varco keys init`")
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         signing = []
         for entry in manifest["keys"]:
             cert = directory / f"{entry['kid']}.crt"
@@ -107,7 +107,7 @@ def init_keys(directory: Path, common_name: str = "Varco") -> list[str]:
     directory.chmod(0o700)
     created: list[str] = []
     manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"keys": []}
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {"keys": []}
     kinds = {entry["kind"] for entry in manifest["keys"] if entry["status"] == "active"}
     for kind in ("RSA", "EC"):
         if kind not in kinds:

@@ -15,7 +15,7 @@ from idp.settings import PasswordSettings
 
 COMMON_PASSWORDS = frozenset(
     line.strip().casefold()
-    for line in (Path(__file__).parent / "data" / "common-passwords.txt").read_text().splitlines()
+    for line in (Path(__file__).parent / "data" / "common-passwords.txt").read_text(encoding="utf-8").splitlines()
     if line.strip()
 )
 

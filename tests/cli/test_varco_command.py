@@ -215,3 +215,63 @@ def test_set_personal_email(run, app):
     assert app.extensions["varco"].accounts.find("mario.rossi").personal_email == "mario@example.org"
     bad = run("users", "set-personal-email", "mario.rossi", "nope")
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["users", "show", "mario\udcff"], "is not valid UTF-8"),
+        (["users", "add", "x.y", "--given-name", "\udcffX", "--family-name", "Y", "--email", "x@u.it"], "UTF-8"),
+        (["--home", "/tmp/\udcfe", "users", "list"], "is not valid UTF-8"),
+    ],
+)
+def test_arguments_that_are_not_utf8_are_usage_errors(run, args, said):
+    """Python hands such arguments over with surrogateescape; they stop before any store."""
+    result = run(*args)
+    assert result.exit_code == 2
+    assert said in result.output
+    assert "Traceback" not in result.output
+    assert json.loads(run("users", "list", "--json").output) == []
+
+
+@pytest.mark.parametrize(
+    ("password", "said"),
+    [
+        (b"\xff\xfeCorrect-Horse-9\n", "standard input is not valid UTF-8"),
+        (b"Correct\x01Horse-9\n", "contains control characters"),
+        (b"   \n", "required"),
+    ],
+)
+def test_a_password_on_stdin_follows_the_login_form_rules(run, password, said):
+    # (A password with a control character could never be typed into the login form.)
+    args = ["users", "add", "x.y", "--given-name", "X", "--family-name", "Y", "--email", "x@u.it", "--password-stdin"]
+    result = run(*args, input=password)
+    assert result.exit_code == 2
+    assert "--password-stdin" in result.output and said in result.output
+    assert json.loads(run("users", "list", "--json").output) == []
+
+
+def test_undecodable_stdin_read_with_surrogateescape_is_refused(settings, tmp_path):
+    """The real command in a C locale: Python reads standard input with surrogateescape."""
+    env = {
+        **os.environ,
+        "LC_ALL": "C",
+        "PYTHONUTF8": "0",
+        "VARCO_HOME": str(settings.home),
+        "VARCO_DATABASE_URL": settings.database_url,
+        "VARCO_REDIS_URL": settings.redis.url,
+        "VARCO_REDIS_PREFIX": settings.redis.prefix,
+        "VARCO_KEYS_DIR": settings.keys.dir,
+    }
+    args = ["users", "add", "x.y", "--given-name", "X", "--family-name", "Y", "--email", "x@u.it", "--password-stdin"]
+    done = subprocess.run(
+        [sys.executable, "-m", "idp.cli", *args], input=b"\xff\xfeCorrect-Horse-9\n", capture_output=True, env=env
+    )
+    assert done.returncode == 2, done.stderr
+    assert b"not valid UTF-8" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_field_errors_are_said_in_words(run):
+    result = add_mario(run, "--student-id", "9" * 300)
+    assert result.exit_code == 2
+    assert "--student-id: too long" in result.output

@@ -164,11 +164,23 @@ class Client:
 
 
 def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -> None:
-    parts = urlsplit(uri)
+    """A URI Varco will send people or tokens to, compared exactly (RFC 9700 4.1.3)."""
     if len(uri) > 2000:
         raise ClientError(field_name, "longer than 2000 characters")
+    # RFC 3986: a URI is printable ASCII; anything else must be percent-encoded (or IDNA in the host).
+    if not uri.isascii() or any(ch <= " " or ch == "\x7f" for ch in uri):
+        raise ClientError(field_name, f"{uri!r} has spaces, control or non-ASCII characters; percent-encode them")
+    parts = urlsplit(uri)
     if parts.fragment or "#" in uri:
         raise ClientError(field_name, f"{uri!r} must not contain a fragment")  # RFC 6749 3.1.2
+    if "@" in parts.netloc:
+        raise ClientError(field_name, f"{uri!r} must not contain user information")
+    if "*" in parts.netloc:
+        raise ClientError(field_name, f"{uri!r}: no wildcards, redirect URIs are compared exactly")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked for it)
+    except ValueError:
+        raise ClientError(field_name, f"{uri!r} has an invalid port") from None
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and parts.hostname in {"localhost", "127.0.0.1", "::1"}:

@@ -73,6 +73,24 @@ def test_bad_input_exits_2_naming_the_argument(run):
     assert result.exit_code == 2 and "--redirect-uri" in result.output
 
 
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("https://lms.example/c\x01b", "control or non-ASCII"),
+        ("https://lms.example/a b", "spaces"),
+        ("https://lms.exämple/cb", "non-ASCII"),
+        ("https://*.example/cb", "no wildcards"),
+        ("https://user:pass@lms.example/cb", "user information"),
+        ("https://lms.example:99999/cb", "invalid port"),
+        ("https://lms.example:port/cb", "invalid port"),
+    ],
+)
+def test_a_redirect_uri_that_cannot_be_compared_exactly_is_refused(run, uri, said):
+    result = run("clients", "add", "lms", "--redirect-uri", uri, "--public")
+    assert result.exit_code == 2 and "--redirect-uri" in result.output and said in result.output
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
 def test_duplicate_and_missing_clients_fail_with_exit_1(run):
     assert run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb").exit_code == 0
     assert run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb").exit_code == 1

@@ -176,7 +176,7 @@ def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -
     if "@" in parts.netloc:
         raise ClientError(field_name, f"{uri!r} must not contain user information")
     if "*" in parts.netloc:
-        raise ClientError(field_name, f"{uri!r}: no wildcards, redirect URIs are compared exactly")
+        raise ClientError(field_name, f"{uri!r}: no wildcards, such URIs are compared exactly")
     try:
         parts.port  # noqa: B018 (urlsplit checks the port only when asked for it)
     except ValueError:

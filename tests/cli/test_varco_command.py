@@ -251,24 +251,46 @@ def test_a_password_on_stdin_follows_the_login_form_rules(run, password, said):
     assert json.loads(run("users", "list", "--json").output) == []
 
 
-def test_undecodable_stdin_read_with_surrogateescape_is_refused(settings, tmp_path):
-    """The real command in a C locale: Python reads standard input with surrogateescape."""
-    env = {
+def ascii_locale_env(settings) -> dict[str, str]:
+    """The real command in an ASCII locale with Python's UTF-8 mode off: standard input is read
+    with surrogateescape and standard output is ASCII."""
+    return {
         **os.environ,
         "LC_ALL": "C",
         "PYTHONUTF8": "0",
+        "PYTHONIOENCODING": "",
         "VARCO_HOME": str(settings.home),
         "VARCO_DATABASE_URL": settings.database_url,
         "VARCO_REDIS_URL": settings.redis.url,
         "VARCO_REDIS_PREFIX": settings.redis.prefix,
         "VARCO_KEYS_DIR": settings.keys.dir,
     }
+
+
+def test_undecodable_stdin_read_with_surrogateescape_is_refused(settings):
     args = ["users", "add", "x.y", "--given-name", "X", "--family-name", "Y", "--email", "x@u.it", "--password-stdin"]
     done = subprocess.run(
-        [sys.executable, "-m", "idp.cli", *args], input=b"\xff\xfeCorrect-Horse-9\n", capture_output=True, env=env
+        [sys.executable, "-m", "idp.cli", *args],
+        input=b"\xff\xfeCorrect-Horse-9\n",
+        capture_output=True,
+        env=ascii_locale_env(settings),
     )
     assert done.returncode == 2, done.stderr
     assert b"not valid UTF-8" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_names_outside_ascii_are_shown_in_an_ascii_locale(run, settings):
+    assert add_mario(run, "--given-name", "Niccolò").exit_code == 0
+    env = ascii_locale_env(settings)
+    as_json = subprocess.run(
+        [sys.executable, "-m", "idp.cli", "users", "show", "mario.rossi", "--json"], capture_output=True, env=env
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["given_name"] == "Niccolò"
+    show = [sys.executable, "-m", "idp.cli", "users", "show", "mario.rossi"]
+    as_text = subprocess.run(show, capture_output=True, env=env)
+    assert as_text.returncode == 0, as_text.stderr
+    assert "Niccolò".encode() in as_text.stdout  # click writes UTF-8 where the locale says ASCII
 
 
 def test_field_errors_are_said_in_words(run):

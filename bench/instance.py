@@ -75,17 +75,17 @@ def _threads(pid: int) -> list[int]:
         return []
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        # The parent pid is the second field after the parenthesised command name.
+        return int(Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                # The parent pid is the second field after the parenthesised command name.
-                if int((entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if _parent(pid) == parent]
 
 
 def store_processes() -> dict[str, list[int]]:
@@ -99,10 +99,7 @@ def store_processes() -> dict[str, list[int]]:
     with engine.connect() as conn:
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     engine.dispose()
-    try:
-        postmaster = int(Path(f"/proc/{backend}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        postmaster = 0
+    postmaster = _parent(backend)
     if postmaster and _local_process(postmaster, "postgres"):
         found["PostgreSQL"] = [thread for pid in [postmaster, *_children(postmaster)] for thread in _threads(pid)]
     client = redis.Redis.from_url(REDIS_URL)

@@ -256,12 +256,12 @@ def read_secret(flag: str) -> str:
         raise click.BadParameter("nothing on standard input", param_hint=flag)
     try:
         value = sys.stdin.readline().rstrip("\r\n")
-    except UnicodeDecodeError:
-        value = "\udcff"  # undecodable, as Python's surrogateescape would have read it
+    except UnicodeDecodeError:  # (with surrogateescape, as in a C locale, the check below finds it)
+        value = None
+    if value is None or not _is_utf8(value):
+        raise click.BadParameter("standard input is not valid UTF-8", param_hint=flag)
     if not value:
         raise click.BadParameter("standard input was empty", param_hint=flag)
-    if not _is_utf8(value):
-        raise click.BadParameter("standard input is not valid UTF-8", param_hint=flag)
     try:
         check_text(flag, value, 100_000)
     except InvalidInput as exc:

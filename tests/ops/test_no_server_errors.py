@@ -35,6 +35,23 @@ PAYLOADS = [
     ("duplicated params", {"query_string": "flow=a&flow=b&lang=en&lang=it&sp=x&sp=y"}),
 ]
 
+# Every parameter name a route reads (forms, OAuth, SAML). PostgreSQL refuses text with a NUL byte
+# outright, so a NUL that reached a query would be a server error there.
+PARAMETERS = (
+    "username", "password", "new_password", "confirm_password", "otp", "phone", "codes", "action", "decision",
+    "broker", "fiscal_code", "email", "personal_email", "student_id", "given_name", "family_name", "citizenship",
+    "lang", "next", "reason", "mode", "factor", "pending", "flow", "sp", "req", "t", "user_code",
+    "webauthn_response", "options_json", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+    "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "prompt", "max_age", "acr_values",
+    "login_hint", "id_token_hint", "ui_locales", "claims", "request", "request_uri", "code", "code_verifier",
+    "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "device_code", "token",
+    "token_type_hint", "post_logout_redirect_uri", "logout_token", "SAMLRequest", "SAMLResponse", "RelayState",
+    "SigAlg", "Signature", "SAMLEncoding", "entityID", "csrf_token",
+)
+for value in ("nul\x00byte", "\x1b[2Jescape", "\u202ebidi"):
+    PAYLOADS.append((f"{value!r} in every parameter (query)", {"query_string": dict.fromkeys(PARAMETERS, value)}))
+    PAYLOADS.append((f"{value!r} in every parameter (form)", {"data": dict.fromkeys(PARAMETERS, value)}))
+
 
 def concrete(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?[^<>]+>", "x", rule)

@@ -4,7 +4,9 @@ Varco runs under gunicorn with one gthread worker (4 threads) pinned to CPU 0; t
 pinned to CPU 1. A login is what a browser does: GET /login (form, flow and token) then POST the
 credentials (argon2id verification, SSO session, redirect). Between the login slices, argon2id
 verifications at the same parameters run on CPU 0 in a process of their own, on one thread (the
-core's best rate). The ratio says how much of a login is the hash itself.
+core's best rate). The ratio says how much of a login is the hash itself. On a shared host each
+round's rates move with the other tenants' load; the run prints, with its ratio, the 95% interval
+its own rounds leave around it (more rounds narrow it).
 
     python bench/login.py [--rounds 8] [--slice 2] [--clients 4] [--embedded]
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import random
 import re
 import shutil
 import statistics
@@ -192,6 +195,20 @@ def measure(args: argparse.Namespace) -> tuple[list, list, list]:
     return rounds, around, floors
 
 
+def interval(rounds: list[tuple[int, float, int, float]], resamples: int = 2000) -> tuple[float, float]:
+    """A 95% interval of the run's ratio from its own rounds (bootstrap: the rounds drawn again with
+    replacement, the ratio of sums taken each time). The host's load moves each round's rates; the
+    interval says how far that leaves the run's figure from the machine's."""
+    draw = random.Random(0)
+    ratios = []
+    for _ in range(resamples):
+        sample = draw.choices(rounds, k=len(rounds))
+        logins = sum(r[0] for r in sample) / sum(r[1] for r in sample)
+        ratios.append(logins / (sum(r[2] for r in sample) / sum(r[3] for r in sample)))
+    ratios.sort()
+    return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=8, help="login slices, each followed by a hashing slice")
@@ -237,6 +254,8 @@ def main() -> None:
     print(f"raw argon2id verifications/s (same parameters, one thread): {hash_rate:8.1f}")
     print(f"ratio logins/hashes: {login_rate / hash_rate:.3f}  (target >= 0.85)")
     print(f"median of the per-round ratios: {statistics.median(r[0] / r[1] / (r[2] / r[3]) for r in rounds):.3f}")
+    low, high = interval(rounds)
+    print(f"95% interval of the ratio over this run's rounds (bootstrap): {low:.3f} to {high:.3f}")
     if floors:
         floor_rate = sum(r[0] for r in floors) / sum(r[1] for r in floors)
         print(

@@ -12,4 +12,6 @@ ENV VARCO_HOME=/var/lib/varco
 RUN useradd --system --home /var/lib/varco varco && mkdir -p /var/lib/varco && chown varco /var/lib/varco
 USER varco
 EXPOSE 8080
-CMD ["sh", "-c", "varco init && exec gunicorn --workers 4 --worker-class gthread --threads 4 --bind 0.0.0.0:8080 --forwarded-allow-ips='*' 'idp.app:create_app()'"]
+# The workers' heartbeat file goes to /dev/shm (memory): on the image's overlay file system, gunicorn's
+# heartbeat write on every loop can block a worker.
+CMD ["sh", "-c", "varco init && exec gunicorn --workers 4 --worker-class gthread --threads 4 --worker-tmp-dir /dev/shm --bind 0.0.0.0:8080 --forwarded-allow-ips='*' 'idp.app:create_app()'"]

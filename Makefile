@@ -28,7 +28,11 @@ tests/oidc/node/node_modules: tests/oidc/node/package-lock.json
 	npm ci --prefix tests/oidc/node --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(STAMP) system-deps lint tests/oidc/node/node_modules
+tests/browser/node/node_modules: tests/browser/node/package-lock.json
+	npm ci --prefix tests/browser/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) system-deps lint tests/oidc/node/node_modules tests/browser/node/node_modules
 	$(BIN)/pytest
 
 translations: $(STAMP)

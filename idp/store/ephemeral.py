@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import Executable, Result, case, delete, select
+from sqlalchemy import Executable, Result, bindparam, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -203,7 +203,10 @@ class RedisEphemeral(_Operations):
 
 
 class SqlEphemeral(_Operations):
-    """The ephemeral contract on one SQL table, using each dialect's upsert and RETURNING."""
+    """The ephemeral contract on one SQL table, using each dialect's upsert and RETURNING.
+
+    Each operation's statement is built once, with bound parameters: building a statement (and its
+    cache key) costs more CPU than running it, and a login makes several operations."""
 
     name = "sql"
     PURGE_PROBABILITY = 0.01
@@ -211,7 +214,7 @@ class SqlEphemeral(_Operations):
     def __init__(self, database: Database, prefix: str = "") -> None:
         self.db = database
         self.prefix = prefix
-        self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+        self._sql = _SqlStatements(postgresql.insert if database.dialect == "postgresql" else sqlite.insert)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -221,7 +224,7 @@ class SqlEphemeral(_Operations):
             with self.db.engine.begin() as conn:
                 result = work(conn)
                 if random.random() < self.PURGE_PROBABILITY:
-                    conn.execute(delete(EphemeralEntry).where(EphemeralEntry.expires_at <= time.time()))
+                    conn.execute(self._sql.purge, {"b_now": time.time()})
                 return result
         except OperationalError as exc:
             raise EphemeralUnavailable(f"sql: {exc.orig or exc}") from exc
@@ -233,52 +236,33 @@ class SqlEphemeral(_Operations):
             return None
         return row.value if row.value is not None else str(row.counter)
 
-    def _statement(self, op: Op) -> tuple[Executable, Callable[[Result], Any]]:
-        """The statement of one operation, and how its result reads."""
+    def _statement(self, op: Op) -> tuple[Executable, dict[str, Any], Callable[[Result], Any]]:
+        """The statement of one operation, its parameters, and how its result reads."""
         kind, key, *rest = op
-        key = self._k(key)
-        now = time.time()
+        params: dict[str, Any] = {"b_key": self._k(key), "b_now": time.time()}
         if kind in ("set", "add"):
             value, ttl = rest
-            expires = now + max(1, ttl)
-            stmt = self._insert(EphemeralEntry).values(key=key, value=value, counter=0, expires_at=expires)
-            replaced = {"value": value, "counter": 0, "expires_at": expires}
+            params.update(b_value=value, b_expires=params["b_now"] + max(1, ttl))
             if kind == "set":
-                return stmt.on_conflict_do_update(index_elements=[EphemeralEntry.key], set_=replaced), _nothing
+                return self._sql.set, params, _nothing
             # Only an expired row may be overwritten; a live one means somebody else was first.
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[EphemeralEntry.key], set_=replaced, where=EphemeralEntry.expires_at <= now
-            )
-            return stmt.returning(EphemeralEntry.key), lambda result: result.first() is not None
-        live = (EphemeralEntry.key == key, EphemeralEntry.expires_at > now)
+            return self._sql.add, params, lambda result: result.first() is not None
         if kind == "get":
-            stmt = select(EphemeralEntry.value, EphemeralEntry.counter).where(*live)
-            return stmt, lambda result: self._value(result.first())
+            return self._sql.get, params, lambda result: self._value(result.first())
         if kind == "take":
-            stmt = delete(EphemeralEntry).where(*live).returning(EphemeralEntry.value, EphemeralEntry.counter)
-            return stmt, lambda result: self._value(result.first())
+            return self._sql.take, params, lambda result: self._value(result.first())
         if kind == "delete":
-            return delete(EphemeralEntry).where(EphemeralEntry.key == key), _nothing
+            return self._sql.delete, {"b_key": params["b_key"]}, _nothing
         raise ValueError(f"unknown ephemeral store operation {kind!r}")
 
     def _apply(self, ops: Sequence[Op]) -> list[Any]:
         statements = [self._statement(op) for op in ops]
-        return self._run(lambda conn: [read(conn.execute(stmt)) for stmt, read in statements])
+        return self._run(lambda conn: [read(conn.execute(stmt, params)) for stmt, params, read in statements])
 
     def incr(self, key: str, ttl: int) -> int:
         now = time.time()
-        expires = now + max(1, ttl)
-        table = EphemeralEntry.__table__
-        stmt = self._insert(EphemeralEntry).values(key=self._k(key), value=None, counter=1, expires_at=expires)
-        expired = table.c.expires_at <= now
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[EphemeralEntry.key],
-            set_={
-                "counter": case((expired, 1), else_=table.c.counter + 1),
-                "expires_at": case((expired, expires), else_=table.c.expires_at),
-            },
-        ).returning(EphemeralEntry.counter)
-        return self._run(lambda conn: int(conn.execute(stmt).scalar_one()))
+        params = {"b_key": self._k(key), "b_now": now, "b_expires": now + max(1, ttl)}
+        return self._run(lambda conn: int(conn.execute(self._sql.incr, params).scalar_one()))
 
     def ping(self, max_age: float = 0.0) -> None:
         # The table lives in the durable store, whose own liveness is remembered there.
@@ -289,6 +273,35 @@ class SqlEphemeral(_Operations):
 
     def close(self) -> None:
         pass
+
+
+class _SqlStatements:
+    """`SqlEphemeral`'s statements for one dialect's upsert (`insert`). Parameters: b_key, b_now
+    (the time of the operation), b_value, b_expires (when a written row expires)."""
+
+    def __init__(self, insert: Callable) -> None:  # type: ignore[type-arg]
+        table = EphemeralEntry.__table__
+        key, now, expires = bindparam("b_key"), bindparam("b_now"), bindparam("b_expires")
+        live = (table.c.key == key, table.c.expires_at > now)
+        written = insert(table).values(key=key, value=bindparam("b_value"), counter=0, expires_at=expires)
+        replaced = {"value": written.excluded.value, "counter": 0, "expires_at": written.excluded.expires_at}
+        self.set = written.on_conflict_do_update(index_elements=[table.c.key], set_=replaced)
+        self.add = written.on_conflict_do_update(
+            index_elements=[table.c.key], set_=replaced, where=table.c.expires_at <= now
+        ).returning(table.c.key)
+        self.get = select(table.c.value, table.c.counter).where(*live)
+        self.take = delete(table).where(*live).returning(table.c.value, table.c.counter)
+        self.delete = delete(table).where(table.c.key == key)
+        self.purge = delete(table).where(table.c.expires_at <= now)
+        counted = insert(table).values(key=key, value=None, counter=1, expires_at=expires)
+        expired = table.c.expires_at <= now
+        self.incr = counted.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "counter": case((expired, 1), else_=table.c.counter + 1),
+                "expires_at": case((expired, counted.excluded.expires_at), else_=table.c.expires_at),
+            },
+        ).returning(table.c.counter)
 
 
 def _nothing(result: Result) -> None:

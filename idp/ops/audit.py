@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from idp.store.models import AuditEvent, utcnow
@@ -23,8 +23,20 @@ def record(
     detail: dict | None = None,
     remote_addr: str | None = None,
 ) -> None:
-    # A Core insert on the caller's connection and transaction: no ORM bookkeeping on the login path.
-    session.connection().execute(
+    record_on(session.connection(), action, actor, account_id, detail, remote_addr)
+
+
+def record_on(
+    connection: Connection,
+    action: str,
+    actor: str,
+    account_id: str | None,
+    detail: dict | None = None,
+    remote_addr: str | None = None,
+) -> None:
+    """`record` on a Core connection, in its transaction."""
+    # A Core insert: no ORM bookkeeping on the login path.
+    connection.execute(
         _INSERT,
         {
             "at": utcnow(),

@@ -93,6 +93,18 @@ class Database:
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in one transaction, committed on success and rolled back whole on any
+        error: a unit of work of a few prebuilt statements, without an ORM session around it."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+            self._last_ok = time.monotonic()
+        except OperationalError as exc:
+            self._last_ok = 0.0
+            raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+
     def direct(self, statement: Executable) -> DirectStatement:
         """`statement` compiled once, to be run straight on the PostgreSQL driver (see DirectStatement)."""
         if self.dialect != "postgresql":

@@ -6,9 +6,10 @@ credentials (argon2id verification, SSO session, redirect). Between the login sl
 verifications at the same parameters run on CPU 0 in a process of their own, on one thread (the
 core's best rate). The ratio says how much of a login is the hash itself. On a shared host each
 round's rates move with the other tenants' load; the run prints, with its ratio, the 95% interval
-its own rounds leave around it (more rounds narrow it).
+its own rounds leave around it. Sixteen rounds by default: at eight, that interval was about
+±0.04 on a shared 2-core host, too wide to read a target to two decimals from one run.
 
-    python bench/login.py [--rounds 8] [--slice 2] [--clients 4] [--embedded]
+    python bench/login.py [--rounds 16] [--slice 2] [--clients 4] [--embedded]
 
 Default stores: PostgreSQL (a private schema, dropped afterwards) and Redis, as in production;
 --embedded uses SQLite and the SQL-backed ephemeral store. When the PostgreSQL and Redis servers
@@ -211,7 +212,7 @@ def interval(rounds: list[tuple[int, float, int, float]], resamples: int = 2000)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=8, help="login slices, each followed by a hashing slice")
+    parser.add_argument("--rounds", type=int, default=16, help="login slices, each followed by a hashing slice")
     parser.add_argument("--slice", type=float, default=2.0, help="seconds per slice")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from sqlalchemy import func, select
 
 from idp.sessions import SSO_COOKIE
-from idp.store.models import Account
+from idp.store.models import Account, AuditEvent
+from tests.support.pages import FORM, TOKEN
 
 
 @pytest.mark.parametrize(
@@ -104,6 +107,47 @@ def test_replayed_login_form_is_refused(browser, make_account):
     assert replay.status == 400
     assert "già stato inviato" in replay.alerts
     assert browser.client.get_cookie(SSO_COOKIE) is None
+
+
+def test_one_login_form_posted_eight_times_at_once_logs_in_once(app, make_account):
+    """The same form sent on eight connections at the same instant (a double-click, a replaying
+    attacker): one login, seven refusals as a replay, one count and one audit row."""
+    import threading
+
+    import requests
+
+    from tests.support.live import LiveServer
+
+    account = make_account()
+    services = app.extensions["varco"]
+    with LiveServer(app) as live, requests.Session() as browser:
+        page = browser.get(live.url + "/login")
+        form = {
+            "csrf_token": TOKEN.search(page.text).group(1),
+            "username": "mario.rossi",
+            "password": "Correct-Horse-9",
+        }
+        action = live.url + html.unescape(FORM.search(page.text).group(1))
+        cookies = browser.cookies.get_dict()
+        start, answers = threading.Barrier(8), []
+
+        def post() -> None:
+            start.wait()
+            answer = requests.post(action, data=form, cookies=cookies, allow_redirects=False, timeout=30)
+            answers.append((answer.status_code, SSO_COOKIE in answer.cookies))
+
+        posts = [threading.Thread(target=post) for _ in range(8)]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join()
+    assert sorted(answers) == [(303, True)] + [(400, False)] * 7
+    with services.db.session() as session:
+        assert session.get(Account, account.id).login_count == 1
+        logins = session.execute(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "login.password")
+        ).scalar_one()
+    assert logins == 1
 
 
 def test_replayed_form_after_a_failed_attempt_is_refused(browser, make_account):

@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from idp.accounts.identifiers import InvalidInput, check_text, normalise_identifier
 from idp.accounts.passwords import PasswordRejected, Passwords, generate_temporary_password
-from idp.ops.audit import log_event, record, record_on
+from idp.ops.audit import log_event, record
 from idp.settings import Settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral
@@ -275,7 +275,7 @@ class AccountService:
         else:
             with self.db.transaction() as conn:
                 conn.execute(_RECORD_LOGIN, counted)
-                record_on(conn, "login.password", account.username, account.id, {}, remote_addr)
+                record(conn, "login.password", account.username, account.id, {}, remote_addr)
         # The caller's copy shows this login too (the 2FA rules count logins).
         set_committed_value(account, "login_count", account.login_count + 1)
         set_committed_value(account, "last_login_at", at)
@@ -289,7 +289,7 @@ class AccountService:
         self, action: str, actor: str, account_id: str | None, detail: dict, remote_addr: str | None
     ) -> None:
         with self.db.transaction() as conn:
-            record_on(conn, action, actor, account_id, detail, remote_addr)
+            record(conn, action, actor, account_id, detail, remote_addr)
 
     # --- password changes -------------------------------------------------------------------
     def change_password(self, account_id: str, new_password: str, *, actor: str) -> None:

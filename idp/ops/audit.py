@@ -16,25 +16,16 @@ _INSERT = insert(AuditEvent.__table__)
 
 
 def record(
-    session: Session,
+    unit: Session | Connection,
     action: str,
     actor: str,
     account_id: str | None,
     detail: dict | None = None,
     remote_addr: str | None = None,
 ) -> None:
-    record_on(session.connection(), action, actor, account_id, detail, remote_addr)
-
-
-def record_on(
-    connection: Connection,
-    action: str,
-    actor: str,
-    account_id: str | None,
-    detail: dict | None = None,
-    remote_addr: str | None = None,
-) -> None:
-    """`record` on a Core connection, in its transaction."""
+    """One audit row in the transaction of `unit` (an ORM session, or a Core connection such as
+    `Database.transaction` gives), and its log line."""
+    connection = unit.connection() if isinstance(unit, Session) else unit
     # A Core insert: no ORM bookkeeping on the login path.
     connection.execute(
         _INSERT,

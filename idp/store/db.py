@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,29 +81,28 @@ class Database:
         """Reads only, outside any transaction; the connection goes back to the pool on exit."""
         return self._unit(self.readers, commit=False)
 
-    @contextlib.contextmanager
-    def autocommit(self) -> Iterator[Connection]:
+    def autocommit(self) -> contextlib.AbstractContextManager[Connection]:
         """A Core connection on which each statement commits by itself (for a statement that is a
         whole unit of work on its own); no ORM session, no BEGIN, no COMMIT."""
+        return self._core(self._autocommit_engine.connect)
+
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """A Core connection in one transaction, committed on success and rolled back whole on any
+        error: a unit of work of a few prebuilt statements, without an ORM session around it."""
+        return self._core(self.engine.begin)
+
+    @contextlib.contextmanager
+    def _core(self, open_connection: Callable[[], Any]) -> Iterator[Connection]:
+        """The connection `open_connection` gives, a failure to reach the database reported as
+        DatabaseUnavailable (the caller fails closed with 503)."""
         try:
-            with self._autocommit_engine.connect() as conn:
+            with open_connection() as conn:
                 yield conn
             self._last_ok = time.monotonic()
         except OperationalError as exc:
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A Core connection in one transaction, committed on success and rolled back whole on any
-        error: a unit of work of a few prebuilt statements, without an ORM session around it."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-            self._last_ok = time.monotonic()
-        except OperationalError as exc:
-            self._last_ok = 0.0
-            raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
     def direct(self, statement: Executable) -> DirectStatement:
         """`statement` compiled once, to be run straight on the PostgreSQL driver (see DirectStatement)."""

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 import redis
 from sqlalchemy import Executable, Result, bindparam, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
 
 from idp.store.db import Database, DatabaseUnavailable
 from idp.store.models import EphemeralEntry
@@ -221,13 +220,13 @@ class SqlEphemeral(_Operations):
 
     def _run(self, work):  # type: ignore[no-untyped-def]
         try:
-            with self.db.engine.begin() as conn:
+            with self.db.transaction() as conn:
                 result = work(conn)
                 if random.random() < self.PURGE_PROBABILITY:
                     conn.execute(self._sql.purge, {"b_now": time.time()})
                 return result
-        except OperationalError as exc:
-            raise EphemeralUnavailable(f"sql: {exc.orig or exc}") from exc
+        except DatabaseUnavailable as exc:
+            raise EphemeralUnavailable(f"sql: {exc}") from exc
 
     @staticmethod
     def _value(row) -> str | None:  # type: ignore[no-untyped-def]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import html
+import threading
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from idp.sessions import SSO_COOKIE
 from idp.store.models import Account, AuditEvent
+from tests.support.live import LiveServer
 from tests.support.pages import FORM, TOKEN
 
 
@@ -112,12 +115,6 @@ def test_replayed_login_form_is_refused(browser, make_account):
 def test_one_login_form_posted_eight_times_at_once_logs_in_once(app, make_account):
     """The same form sent on eight connections at the same instant (a double-click, a replaying
     attacker): one login, seven refusals as a replay, one count and one audit row."""
-    import threading
-
-    import requests
-
-    from tests.support.live import LiveServer
-
     account = make_account()
     services = app.extensions["varco"]
     with LiveServer(app) as live, requests.Session() as browser:

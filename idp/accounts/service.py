@@ -58,6 +58,17 @@ class LoginOutcome:
     account: Account | None = None
 
 
+@dataclass(frozen=True)
+class LoginLookup:
+    """What a typed identifier names before any password is checked: the account (or None), and
+    the ephemeral key counting its failed logins (per account, or per identifier when unknown)."""
+
+    typed: str
+    normalised: str
+    account: Account | None
+    throttle_key: str
+
+
 # The login path's statements, built once (building one costs more CPU than running it).
 _ACCOUNTS = Account.__table__
 _FIND_BY_IDENTIFIER = select(Account).join(LoginIdentifier).where(LoginIdentifier.value == bindparam("identifier"))
@@ -231,7 +242,8 @@ class AccountService:
             return session.execute(select(func.count()).select_from(Account)).scalar_one()
 
     # --- password login ---------------------------------------------------------------------
-    def authenticate(self, typed: str, password: str, *, remote_addr: str | None = None) -> LoginOutcome:
+    def find_for_login(self, typed: str) -> LoginLookup:
+        """The account any of its identifiers names, as typed (already checked as input)."""
         normalised = normalise_identifier(typed)
         # Read without a transaction, and hold no database connection while argon2 runs. The
         # account comes back detached (never added to a session): the login only reads it.
@@ -245,8 +257,26 @@ class AccountService:
         throttle_key = "loginfail:" + (
             f"acct:{account.id}" if account else "id:" + hashlib.sha256(normalised.encode()).hexdigest()
         )
+        return LoginLookup(typed, normalised, account, throttle_key)
+
+    def authenticate(
+        self,
+        typed: str,
+        password: str,
+        *,
+        remote_addr: str | None = None,
+        looked_up: tuple[LoginLookup, str | None] | None = None,
+    ) -> LoginOutcome:
+        """Check a password login. `looked_up` is `find_for_login(typed)` with the value then read
+        under its throttle key, when the caller read that in a round trip of its own (the login
+        fast path reads it with the flow and the form token)."""
+        if looked_up is not None and looked_up[0].typed == typed:
+            lookup, failures = looked_up
+        else:
+            lookup = self.find_for_login(typed)
+            failures = self.ephemeral.get(lookup.throttle_key)
+        normalised, account, throttle_key = lookup.normalised, lookup.account, lookup.throttle_key
         window = self.settings.login.failed_window_minutes * 60
-        failures = self.ephemeral.get(throttle_key)
         if failures is not None and int(failures) >= self.settings.login.failed_attempts_per_account:
             self._audit("login.throttled", normalised[:256], account.id if account else None, {}, remote_addr)
             return LoginOutcome("throttled")

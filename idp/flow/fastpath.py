@@ -41,11 +41,12 @@ from werkzeug.http import dump_cookie, parse_accept_header, parse_cookie
 from werkzeug.urls import iri_to_uri
 from werkzeug.utils import redirect
 
+from idp.accounts.service import LoginLookup
 from idp.flow.finish import complete_login
 from idp.flow.request import LoginRequest
 from idp.flow.runner import current_step
 from idp.flow.state import FlowExpired, FlowState
-from idp.flow.steps import FlowContext, PasswordStep
+from idp.flow.steps import FlowContext, PasswordStep, credential_errors
 from idp.flow.views import SUBMITTED_BENEATH, render_step_page
 from idp.mfa.policy import request_requires_mfa
 from idp.sessions import SSO_COOKIE
@@ -211,9 +212,13 @@ class LoginFastPath:
             claim = form_token_claim(svc, browser, f"flow:{flow_id}", form[FORM_TOKEN_FIELD])
         except FormTokenError:
             return None  # nothing was used up: the view finds the same
-        svc.db.ping(max_age=1.0)
-        # The flow is read and the form token used up in one round trip.
-        raw, claimed = svc.ephemeral.batch([("get", svc.flows.key_of(flow_id)), claim])
+        if credential_errors(svc.settings, form["username"], form["password"]):
+            return None  # the view answers with each field's message (nothing was used up)
+        # The account is looked up first (a read, from a database that must answer anyway), so that
+        # the flow, the form token and the account's failed-login count take one round trip.
+        lookup = svc.accounts.find_for_login(form["username"])
+        flow_key = svc.flows.key_of(flow_id)
+        raw, claimed, failures = svc.ephemeral.batch([("get", flow_key), claim, ("get", lookup.throttle_key)])
         try:
             state = svc.flows.loaded(flow_id, browser, raw)
         except FlowExpired:
@@ -226,16 +231,18 @@ class LoginFastPath:
                 svc.ephemeral.delete(claim[1])
             return None  # (a token used before: the view finds the same)
         try:
-            return self.run_password_step(environ, state, form)
+            return self.run_password_step(environ, state, form, (lookup, failures))
         except Exception as exc:  # noqa: BLE001 - raised again by the view
             # The token is spent: the view must not call the form a replay. It answers the fault
             # as it answers one of its own (a store outage with its 503 page, anything else with 500).
             environ[SUBMITTED_BENEATH] = (state.id, exc)
             return None
 
-    def run_password_step(self, environ: dict, state: FlowState, form: dict[str, str]) -> Answer | None:
+    def run_password_step(
+        self, environ: dict, state: FlowState, form: dict[str, str], looked_up: tuple[LoginLookup, str | None]
+    ) -> Answer | None:
         svc = self.svc
-        ctx = FlowContext(state, svc, remote_addr=environ.get("REMOTE_ADDR"))
+        ctx = FlowContext(state, svc, remote_addr=environ.get("REMOTE_ADDR"), looked_up=looked_up)
         outcome = PASSWORD_STEP.submit(ctx, form)
         if outcome is not None:
             svc.flows.save(state)

@@ -29,6 +29,9 @@ class FlowContext:
     remote_addr: str | None = None
     # Set when rendering a step changed the flow state (e.g. a WebAuthn challenge), so it is saved.
     dirty: bool = False
+    # The account lookup of the typed identifier and its failed-login count, when the caller has
+    # read them already (`AccountService.authenticate`'s `looked_up`).
+    looked_up: tuple[Any, str | None] | None = field(default=None, repr=False)
 
     def reload(self) -> None:
         self._account = None
@@ -82,6 +85,21 @@ class Step:
         raise NotImplementedError
 
 
+def credential_errors(settings: Any, username: str, password: str) -> dict[str, str]:
+    """Field -> message for a username and password that cannot be checked at all (empty, too
+    long, control characters); empty when both can."""
+    errors: dict[str, str] = {}
+    for name, value, limit in (
+        ("username", username, settings.login.max_identifier_length),
+        ("password", password, settings.passwords.max_length),
+    ):
+        try:
+            check_text(name, value, limit)
+        except InvalidInput as exc:
+            errors[name] = exc.message
+    return errors
+
+
 class PasswordStep(Step):
     """Local credentials: any identifier of the account (username, person code, e-mail, student ID)."""
 
@@ -100,23 +118,16 @@ class PasswordStep(Step):
         }
 
     def submit(self, ctx: FlowContext, form: Mapping[str, str]) -> StepErrors | None:
-        settings = ctx.services.settings
         username = form.get("username", "")
         password = form.get("password", "")
-        errors: dict[str, str] = {}
-        for name, value, limit in (
-            ("username", username, settings.login.max_identifier_length),
-            ("password", password, settings.passwords.max_length),
-        ):
-            try:
-                check_text(name, value, limit)
-            except InvalidInput as exc:
-                errors[name] = exc.message
+        errors = credential_errors(ctx.services.settings, username, password)
         if "username" not in errors:
             ctx.state.data["username"] = username.strip()
         if errors:
             return StepErrors(errors)
-        outcome = ctx.services.accounts.authenticate(username, password, remote_addr=ctx.remote_addr)
+        outcome = ctx.services.accounts.authenticate(
+            username, password, remote_addr=ctx.remote_addr, looked_up=ctx.looked_up
+        )
         if outcome.status == "invalid":
             return StepErrors({"form": "invalid_credentials"}, 401)
         if outcome.status == "throttled":

@@ -120,3 +120,21 @@ def test_service_accounts_are_a_population(services):
     account = services.accounts.create(new("dip.fisica", population="service"), "Shared-mailbox-2026")
     assert account.population == "service"
     assert services.accounts.authenticate("dip.fisica", "Shared-mailbox-2026").status == "ok"
+
+
+def test_a_lookup_read_beforehand_counts_only_for_the_identifier_it_was_made_for(services):
+    mario = services.accounts.create(new(), "Correct-Horse-9")
+    other = services.accounts.create(new("anna.bianchi"), "Another-Horse-7")
+    limit = services.settings.login.failed_attempts_per_account
+    lookup = services.accounts.find_for_login("  Mario.Rossi ")
+    assert (lookup.account.id, lookup.normalised) == (mario.id, "mario.rossi")
+    assert lookup.throttle_key == f"loginfail:acct:{mario.id}"
+    # The count the caller read decides, as the store's own would.
+    throttled = services.accounts.authenticate("  Mario.Rossi ", "Correct-Horse-9", looked_up=(lookup, str(limit)))
+    assert throttled.status == "throttled"
+    assert services.accounts.authenticate("  Mario.Rossi ", "Correct-Horse-9", looked_up=(lookup, None)).status == "ok"
+    # Handed a lookup of another identifier, the check makes its own.
+    outcome = services.accounts.authenticate("anna.bianchi", "Another-Horse-7", looked_up=(lookup, str(limit)))
+    assert outcome.status == "ok" and outcome.account.id == other.id
+    unknown = services.accounts.find_for_login("nobody")
+    assert unknown.account is None and unknown.throttle_key.startswith("loginfail:id:")

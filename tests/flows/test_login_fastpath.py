@@ -499,10 +499,11 @@ CASES = [
     Case("POST disabled account", post_login(plain("off.user"), HANDED)),
     Case("POST throttled account", throttled),
     Case("POST wrong then right", refused_then_right),
-    Case("POST empty username and password", post_login(raw("csrf_token={token}&username=&password="), HANDED)),
-    Case("POST empty password", post_login(raw("csrf_token={token}&username=mario.rossi&password="), HANDED)),
-    Case("POST control character in username", post_login(raw("csrf_token={token}&username=a%00b&password=x"), HANDED)),
-    Case("POST username of 300 characters", post_login(plain("u" * 300), HANDED)),
+    # input no account lookup is made for: passed on before anything is used up
+    Case("POST empty username and password", post_login(raw("csrf_token={token}&username=&password="), PASSED)),
+    Case("POST empty password", post_login(raw("csrf_token={token}&username=mario.rossi&password="), PASSED)),
+    Case("POST control character in username", post_login(raw("csrf_token={token}&username=a%00b&password=x"), PASSED)),
+    Case("POST username of 300 characters", post_login(plain("u" * 300), PASSED)),
     Case("POST 10 KB username", post_login(plain(TEN_KB), PASSED)),
     Case("POST invalid escape kept as typed", post_login(raw("csrf_token={token}&username=%ZZ&password=x%2"), HANDED)),
     # stores down
@@ -510,6 +511,8 @@ CASES = [
          store_down(PASSED, lambda svc: svc.db, "ping", DatabaseUnavailable("test"), get=True)),
     Case("GET /login, ephemeral store down",
          store_down(PASSED, lambda svc: svc.ephemeral, "ping", EphemeralUnavailable("test"), get=True)),
+    Case("POST, database down when the account is looked up",
+         store_down(PASSED, lambda svc: svc.accounts, "find_for_login", DatabaseUnavailable("test"))),
     Case("POST, database down during the password check",
          store_down(HANDED, lambda svc: svc.accounts, "authenticate", DatabaseUnavailable("test"))),
     Case("POST, ephemeral store down when the token is used",
@@ -933,6 +936,29 @@ def test_a_fast_path_login_is_written_once_and_a_replay_writes_nothing(app, make
     stranger.client.set_cookie(BROWSER_COOKIE, run.cookie(BROWSER_COOKIE))
     assert stranger.post(action, body, PASSED).status_code == 400
     assert len(made) == 1 and len(audit_rows(app, "login.password", account.id)) == 1
+
+
+def test_a_fast_path_login_reaches_the_ephemeral_store_twice(app, make_account, monkeypatch):
+    """The flow, the form token and the account's failed-login count are read in one round trip
+    (the account is looked up first), and the session is stored with the flow's end in another."""
+    world = World(app, make_account)
+    account = world.account("mario.rossi")
+    ephemeral = world.svc.ephemeral
+    trips: list[list[tuple]] = []
+    apply = ephemeral._apply
+
+    def counted(ops):  # type: ignore[no-untyped-def]
+        trips.append([op[:2] for op in ops])
+        return apply(ops)
+
+    monkeypatch.setattr(ephemeral, "_apply", counted)
+    run = Run(LoginFastPath(Recorder(app.extensions["varco_login_fastpath"].app), app, SECURITY_HEADERS), world)
+    action, token, flow = run.open_login()
+    trips.clear()
+    assert run.post(action, form(token), FAST).status_code == 303
+    assert len(trips) == 2
+    assert trips[0][0] == ("get", f"flow:{flow}") and trips[0][2] == ("get", f"loginfail:acct:{account.id}")
+    assert trips[1][0][0] == "set" and trips[1][0][1].startswith("sso:")
 
 
 def test_a_refusal_runs_the_step_once(app, make_account, monkeypatch):

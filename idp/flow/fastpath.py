@@ -13,16 +13,18 @@ language through the framework and then fills in.
 
 - GET /login with no query string and no SSO cookie: a new local flow, the login page.
 - POST /login?flow=ID with a well-formed form for a flow still at its password step, a valid
-  browser cookie and no SSO cookie: the step runs here. A login that is complete answers 303 to
+  browser cookie and no SSO cookie: the step runs here. The account is looked up first, so that
+  the flow, the form token and the account's failed-login count are read in one round trip
+  (`AccountService.authenticate`'s `looked_up`). A login that is complete answers 303 to
   where the flow returns; a login that needs another step (a temporary password, a second factor)
   answers 303 to /login?flow=ID, as the view does. A refusal (wrong password, unknown user,
   throttled, disabled) is handed to the view with the step's outcome, since it needs a page.
 
 Every other request, and every request the checks here are not sure of (a form token that does
 not verify or was used, an odd content type or length, a field sent twice, a percent-escape
-that is not UTF-8, any query parameter...), goes on untouched to the framework, which gives the
-page and message it always gives. `tests/flows/test_login_fastpath.py` holds both paths to the
-same answers, request by request.
+that is not UTF-8, a username or password the step refuses as input, any query parameter...),
+goes on untouched to the framework, which gives the page and message it always gives.
+`tests/flows/test_login_fastpath.py` holds both paths to the same answers, request by request.
 """
 
 from __future__ import annotations

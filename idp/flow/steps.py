@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from idp.accounts.identifiers import InvalidInput, check_text
 from idp.accounts.passwords import PasswordRejected
+from idp.accounts.service import LoginLookup
 from idp.flow.state import FlowState
 from idp.store.models import Account
 
@@ -31,7 +32,7 @@ class FlowContext:
     dirty: bool = False
     # The account lookup of the typed identifier and its failed-login count, when the caller has
     # read them already (`AccountService.authenticate`'s `looked_up`).
-    looked_up: tuple[Any, str | None] | None = field(default=None, repr=False)
+    looked_up: tuple[LoginLookup, str | None] | None = field(default=None, repr=False)
 
     def reload(self) -> None:
         self._account = None

@@ -103,7 +103,6 @@ class Database:
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
-
     def direct(self, statement: Executable) -> DirectStatement:
         """`statement` compiled once, to be run straight on the PostgreSQL driver (see DirectStatement)."""
         if self.dialect != "postgresql":

@@ -1,7 +1,8 @@
-"""argon2id runs at most `passwords.concurrent_hashes` at a time per process; other threads wait."""
+"""argon2id runs on `passwords.concurrent_hashes` threads of its own per process; other threads wait."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -18,11 +19,13 @@ class CountingHasher:
         self.lock = threading.Lock()
         self.running = 0
         self.peak = 0
+        self.threads: set[threading.Thread] = set()
 
     def _track(self, call, *args):  # type: ignore[no-untyped-def]
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
+            self.threads.add(threading.current_thread())
         try:
             return call(*args)
         finally:
@@ -36,7 +39,7 @@ class CountingHasher:
         return self._track(self.real.hash, password)
 
 
-def run_in_threads(passwords: Passwords, stored: str, threads: int = 6) -> list[bool]:
+def run_in_threads(passwords: Passwords, stored: str, threads: int = 6) -> tuple[list[bool], list[threading.Thread]]:
     results: list[bool] = []
     start = threading.Barrier(threads)
 
@@ -50,7 +53,7 @@ def run_in_threads(passwords: Passwords, stored: str, threads: int = 6) -> list[
         worker.start()
     for worker in workers:
         worker.join()
-    return results
+    return results, workers
 
 
 @pytest.mark.parametrize("limit", [1, 2])
@@ -59,16 +62,63 @@ def test_no_more_hashes_at_once_than_the_setting_allows(limit):
     stored = passwords.hash("Correct-Horse-9")
     counter = CountingHasher(passwords.hasher)
     passwords.hasher = counter  # type: ignore[assignment]
-    assert run_in_threads(passwords, stored) == [True] * 6
+    results, _ = run_in_threads(passwords, stored)
+    assert results == [True] * 6
     assert 1 <= counter.peak <= limit
 
 
-def test_a_wrong_password_releases_the_gate():
+@pytest.mark.parametrize("limit", [1, 2])
+def test_every_hash_runs_on_the_same_few_threads_not_the_callers(limit):
+    # Twelve hashes asked for by six threads run on at most `limit` hashing threads, which keep
+    # argon2id's memory block from one hash to the next.
+    passwords = Passwords(PasswordSettings(concurrent_hashes=limit))
+    stored = passwords.hash("Correct-Horse-9")
+    counter = CountingHasher(passwords.hasher)
+    passwords.hasher = counter  # type: ignore[assignment]
+    _, callers = run_in_threads(passwords, stored)
+    assert 1 <= len(counter.threads) <= limit
+    assert not counter.threads & set(callers)
+    assert all(thread.name.startswith("varco-argon2id") for thread in counter.threads)
+
+
+def run_with_deadline(call, seconds: float = 10.0):  # type: ignore[no-untyped-def]
+    """`call()` in a thread of its own; fails the test if it has not returned in `seconds`."""
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, "the call is still waiting for a hashing thread"
+    return outcome[0]
+
+
+def test_a_wrong_password_or_a_broken_hash_leaves_the_hashing_thread_free():
     passwords = Passwords(PasswordSettings(concurrent_hashes=1))
     stored = passwords.hash("Correct-Horse-9")
-    assert passwords.verify(stored, "Wrong-Horse-1") is False
-    assert passwords.verify("not-a-hash", "Correct-Horse-9") is False
-    # Free again at once (a gate left held would make every later login wait forever).
-    assert passwords._gate.acquire(timeout=1)
-    passwords._gate.release()
+    assert run_with_deadline(lambda: passwords.verify(stored, "Wrong-Horse-1")) is False
+    assert run_with_deadline(lambda: passwords.verify("not-a-hash", "Correct-Horse-9")) is False
+    assert run_with_deadline(lambda: passwords.verify(None, "Correct-Horse-9")) is False
+    assert run_with_deadline(lambda: passwords.verify(stored, "Correct-Horse-9")) is True
+
+
+def test_an_error_raised_on_the_hashing_thread_reaches_the_caller():
+    passwords = Passwords(PasswordSettings(concurrent_hashes=1))
+    with pytest.raises(TypeError):
+        passwords.hash(None)  # type: ignore[arg-type]
+    assert run_with_deadline(lambda: passwords.verify(passwords.hash("Correct-Horse-9"), "Correct-Horse-9")) is True
+
+
+def test_a_process_forked_after_a_hash_hashes_on_threads_of_its_own():
+    # gunicorn --preload forks workers from a process that may have hashed already: the hashing
+    # thread is not copied into the child, which must not wait for it.
+    passwords = Passwords(PasswordSettings(concurrent_hashes=1))
+    stored = passwords.hash("Correct-Horse-9")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            code = 0 if run_with_deadline(lambda: passwords.verify(stored, "Correct-Horse-9")) is True else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     assert passwords.verify(stored, "Correct-Horse-9") is True

@@ -104,6 +104,12 @@ class Answer:
         return [self.body]
 
 
+def read_cookies(environ: dict) -> dict[str, str]:
+    """The request's cookies, the first of each name as MultiDict.get gives it, in a plain dict
+    (MultiDict.get raises and catches a KeyError for every cookie the browser did not send)."""
+    return parse_cookie(environ).to_dict()
+
+
 def read_form(body: bytes) -> dict[str, str] | None:
     """The login form's fields, or None when the body is anything but plain: every field known,
     each at most once, `name=value`, valid percent-encoded UTF-8 (what the framework path would
@@ -151,7 +157,7 @@ class LoginFastPath:
     def login_page(self, environ: dict) -> Answer | None:
         if environ.get("QUERY_STRING"):
             return None
-        cookies = parse_cookie(environ)
+        cookies = read_cookies(environ)
         if SSO_COOKIE in cookies:
             return None  # a live session goes straight on; the view checks it
         svc = self.svc
@@ -204,7 +210,7 @@ class LoginFastPath:
         form = read_form(body) if len(body) == int(length) else None
         if form is None:
             return None
-        cookies = parse_cookie(environ)
+        cookies = read_cookies(environ)
         svc = self.svc
         browser = verify_browser_cookie(svc.keys.cookie_key, cookies.get(BROWSER_COOKIE, ""))
         if browser is None or SSO_COOKIE in cookies:

@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request
 
 from idp.accounts.identifiers import normalise_identifier
 from idp.app import SECURITY_HEADERS
-from idp.flow.fastpath import MAX_BODY, LoginFastPath, read_form
+from idp.flow.fastpath import MAX_BODY, LoginFastPath, read_cookies, read_form
 from idp.flow.state import FINISHED
 from idp.flow.views import SUBMITTED_BENEATH
 from idp.sessions import SSO_COOKIE
@@ -1063,3 +1063,14 @@ def test_the_secure_flag_follows_the_setting_and_the_scheme(mode, scheme, secure
     from idp.web import secure_cookies
 
     assert secure_cookies(mode, scheme) is secure
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "varco_lang=en", "varco_lang=en; varco_lang=it", "varco_lang=it; varco_lang=en; b=1", "a=1; b=2; a=3", "=x"],
+)
+def test_read_cookies_gives_each_cookie_as_the_framework_does(header):
+    # The first value of a cookie sent twice, as request.cookies.get (the view's) gives it.
+    environ = {"HTTP_COOKIE": header} if header else {}
+    framework = Request(environ).cookies
+    assert read_cookies(environ) == {name: framework.get(name) for name in framework}

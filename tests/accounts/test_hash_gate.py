@@ -57,25 +57,16 @@ def run_in_threads(passwords: Passwords, stored: str, threads: int = 6) -> tuple
 
 
 @pytest.mark.parametrize("limit", [1, 2])
-def test_no_more_hashes_at_once_than_the_setting_allows(limit):
+def test_no_more_hashes_at_once_than_the_setting_allows_all_on_the_same_few_threads(limit):
+    # Twelve hashes asked for by six threads run at most `limit` at a time, on at most `limit`
+    # hashing threads (never the callers'), which keep argon2id's memory block from one hash to the next.
     passwords = Passwords(PasswordSettings(concurrent_hashes=limit))
     stored = passwords.hash("Correct-Horse-9")
     counter = CountingHasher(passwords.hasher)
     passwords.hasher = counter  # type: ignore[assignment]
-    results, _ = run_in_threads(passwords, stored)
+    results, callers = run_in_threads(passwords, stored)
     assert results == [True] * 6
     assert 1 <= counter.peak <= limit
-
-
-@pytest.mark.parametrize("limit", [1, 2])
-def test_every_hash_runs_on_the_same_few_threads_not_the_callers(limit):
-    # Twelve hashes asked for by six threads run on at most `limit` hashing threads, which keep
-    # argon2id's memory block from one hash to the next.
-    passwords = Passwords(PasswordSettings(concurrent_hashes=limit))
-    stored = passwords.hash("Correct-Horse-9")
-    counter = CountingHasher(passwords.hasher)
-    passwords.hasher = counter  # type: ignore[assignment]
-    _, callers = run_in_threads(passwords, stored)
     assert 1 <= len(counter.threads) <= limit
     assert not counter.threads & set(callers)
     assert all(thread.name.startswith("varco-argon2id") for thread in counter.threads)

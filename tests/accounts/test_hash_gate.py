@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from idp.accounts.passwords import Passwords
+from idp.accounts.passwords import HashThreads, Passwords
 from idp.settings import PasswordSettings
 
 
@@ -91,11 +91,18 @@ def test_a_wrong_password_or_a_broken_hash_leaves_the_hashing_thread_free():
     assert run_with_deadline(lambda: passwords.verify(stored, "Correct-Horse-9")) is True
 
 
-def test_an_error_raised_on_the_hashing_thread_reaches_the_caller():
-    passwords = Passwords(PasswordSettings(concurrent_hashes=1))
-    with pytest.raises(TypeError):
-        passwords.hash(None)  # type: ignore[arg-type]
-    assert run_with_deadline(lambda: passwords.verify(passwords.hash("Correct-Horse-9"), "Correct-Horse-9")) is True
+def test_an_error_raised_on_a_hashing_thread_reaches_the_caller_and_leaves_the_thread_free():
+    threads = HashThreads(1)
+    raised_on: list[str] = []
+
+    def fail() -> None:
+        raised_on.append(threading.current_thread().name)
+        raise RuntimeError("argon2id failed")
+
+    with pytest.raises(RuntimeError, match="argon2id failed"):
+        threads.run(fail)
+    assert raised_on[0].startswith("varco-argon2id")
+    assert run_with_deadline(lambda: threads.run(lambda: threading.current_thread().name)) == raised_on[0]
 
 
 def test_a_process_forked_after_a_hash_hashes_on_threads_of_its_own():

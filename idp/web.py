@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -68,7 +67,7 @@ def attach_browser_cookie(response: Response) -> Response:
 # The signed values below take the key as an argument: the login fast path (idp/flow/fastpath.py)
 # uses them beneath the framework, with no request or application context.
 def mac(key: bytes, message: str) -> str:
-    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(key, message.encode(), "sha256").hex()[:32]
 
 
 def sign_browser_cookie(key: bytes, value: str) -> str:

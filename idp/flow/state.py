@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
@@ -72,7 +71,7 @@ class FlowStore:
         return FlowState(id=flow_id, browser=browser, request=LoginRequest(), created=created)
 
     def _fresh_tag(self, browser: str, nonce: str, created: int) -> str:
-        digest = hmac.new(self.key, f"flow|{browser}|{nonce}|{created}".encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self.key, f"flow|{browser}|{nonce}|{created}".encode(), "sha256")
         return base64.urlsafe_b64encode(digest[:16]).decode()[:22]
 
     def _fresh(self, flow_id: str, browser: str) -> FlowState | None:

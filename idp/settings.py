@@ -185,6 +185,15 @@ ALIASES = {
 }
 
 
+# Bounds that keep a typo from letting each login take gigabytes, minutes or a thread per request.
+# The largest memory is RFC 9106's first recommended option (4: 2 GiB); the hashing threads per
+# process are bounded in the same spirit (one per core is enough: see passwords.concurrent_hashes).
+PASSWORD_LIMITS = (
+    ("argon2_memory_kib", 8, 2 * 1024 * 1024),
+    ("argon2_time_cost", 1, 64),
+    ("argon2_parallelism", 1, 64),
+    ("concurrent_hashes", 1, 64),
+)
 OIDC_LIMITS = (
     ("access_token_seconds", 60, 86400),
     ("id_token_seconds", 60, 86400),
@@ -290,10 +299,11 @@ def _validate(settings: Settings) -> None:
             f"smtp.url: {settings.smtp.url!r} must be smtp://host:port or smtps://...; fix VARCO_SMTP_URL"
         )
     p = settings.passwords
-    if p.argon2_memory_kib < 8 * p.argon2_parallelism or p.argon2_time_cost < 1 or p.argon2_parallelism < 1:
-        raise SettingsError("passwords.argon2_*: memory must be >= 8 KiB per lane, time_cost and parallelism >= 1")
-    if p.concurrent_hashes < 1:
-        raise SettingsError("passwords.concurrent_hashes must be >= 1")
+    for key, low, high in PASSWORD_LIMITS:
+        if not low <= getattr(p, key) <= high:
+            raise SettingsError(f"passwords.{key} must be between {low} and {high}")
+    if p.argon2_memory_kib < 8 * p.argon2_parallelism:
+        raise SettingsError("passwords.argon2_memory_kib must be at least 8 KiB per lane (argon2_parallelism)")
     # NIST SP 800-63B 3.1.1.2: at least 8 characters; at least 64 must be accepted.
     if p.min_length < 8 or p.max_length < 64 or p.max_length < p.min_length:
         raise SettingsError("passwords.min_length must be >= 8 and passwords.max_length >= 64 (NIST SP 800-63B)")

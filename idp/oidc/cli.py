@@ -97,6 +97,7 @@ def client_view(client: Client) -> dict[str, Any]:
         "subject_type": client.subject_type,
         "sector_identifier": client.sector_identifier,
         "source": client.source,
+        "problem": client.problem,
     }
 
 
@@ -132,12 +133,14 @@ def clients() -> None:
 @click.option("--sector-identifier", help="Host whose clients share pairwise subjects.")
 @click.option("--allow-fiscal-number", is_flag=True, help="May receive the fiscal_number claim.")
 @click.option("--no-pkce", is_flag=True, help="Do not require PKCE of this confidential client (not advised).")
+@click.option("--replace", is_flag=True,
+              help="Update an existing registration; its secret, grants and consents are kept.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @client_errors
-def clients_add(ctx: Context, client_id: str, secret_stdin: bool, jwks_file: Path | None, as_json: bool,
-                **options: Any) -> None:
-    """Register a client. A generated secret is printed once; store it now."""
+def clients_add(ctx: Context, client_id: str, secret_stdin: bool, jwks_file: Path | None, replace: bool,
+                as_json: bool, **options: Any) -> None:
+    """Register a client (or, with --replace, update one). A generated secret is printed once; store it now."""
     secret = read_secret("--secret-stdin") if secret_stdin else None
     jwks = None
     if jwks_file is not None:
@@ -166,7 +169,7 @@ def clients_add(ctx: Context, client_id: str, secret_stdin: bool, jwks_file: Pat
         post_logout_redirect_uris=options["post_logout_redirect_uris"],
         backchannel_logout_uri=options["backchannel_logout_uri"],
     )
-    client, generated = registry(ctx).add(new)
+    client, generated = registry(ctx).add(new, replace=replace)
     view = client_view(client)
     if generated:
         view["client_secret"] = generated
@@ -183,7 +186,7 @@ def clients_list(ctx: Context, as_json: bool) -> None:
     """List registered clients."""
     rows = [
         {"client_id": c.client_id, "name": c.name, "type": "public" if c.public else "confidential",
-         "grant_types": " ".join(c.grant_types), "source": c.source}
+         "grant_types": " ".join(c.grant_types), "source": c.source, "problem": c.problem or ""}
         for c in registry(ctx).list()
     ]
     emit(rows, as_json)

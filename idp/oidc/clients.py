@@ -25,12 +25,13 @@ from __future__ import annotations
 import builtins
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
 import time
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,7 @@ from idp.oidc.models import OidcClientRecord
 from idp.ops.audit import record
 from idp.store.db import Database
 
+log = logging.getLogger("varco.oidc")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -115,13 +117,17 @@ class Client:
     backchannel_logout_uri: str | None
     source: str = "cli"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Why the stored registration would be refused today (it was stored before a check it fails
+    # was added), or None. The registry serves no such client to the endpoints.
+    problem: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_record(cls, row: OidcClientRecord) -> Client:
-        values = {f.name: getattr(row, f.name) for f in fields(cls) if f.name != "extra"}
+        values = {f.name: getattr(row, f.name) for f in fields(cls) if f.name not in ("extra", "problem")}
         for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes"):
             values[name] = tuple(values[name] or ())
-        return cls(**values)
+        client = cls(**values)
+        return replace(client, problem=stored_problem(client))
 
     # --- authlib ClientMixin ------------------------------------------------------------
     def get_client_id(self) -> str:
@@ -252,6 +258,31 @@ def validated(new: NewClient) -> dict[str, Any]:
     }
 
 
+def stored_problem(client: Client) -> str | None:
+    """What `validated` says of a stored registration now, or None if it would be accepted as it is.
+    (Its secret is stored only as a hash, and was checked when it was given.)"""
+    try:
+        validated(
+            NewClient(
+                client_id=client.client_id,
+                redirect_uris=client.redirect_uris,
+                public=client.public,
+                grant_types=client.grant_types,
+                scopes=client.scopes,
+                token_endpoint_auth_method=client.token_endpoint_auth_method,
+                jwks=client.jwks,
+                id_token_signed_response_alg=client.id_token_signed_response_alg,
+                access_token_format=client.access_token_format,
+                subject_type=client.subject_type,
+                post_logout_redirect_uris=client.post_logout_redirect_uris,
+                backchannel_logout_uri=client.backchannel_logout_uri,
+            )
+        )
+    except ClientError as exc:
+        return str(exc)
+    return None
+
+
 class ClientRegistry:
     # Endpoints look clients up on every request; a short in-process cache keeps that off the
     # database. Changes from another process (the CLI) apply within this many seconds.
@@ -263,6 +294,12 @@ class ClientRegistry:
         self._lock = threading.Lock()
 
     def get(self, client_id: str | None) -> Client | None:
+        """The client the endpoints may serve, or None (unknown, or stored with a `problem`)."""
+        client = self.stored(client_id)
+        return None if client is None or client.problem else client
+
+    def stored(self, client_id: str | None) -> Client | None:
+        """The stored registration as it is, `problem` included (what the CLI shows)."""
         if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
             return None  # never registered, and never sent to the database as is
         now = time.monotonic()
@@ -272,6 +309,13 @@ class ClientRegistry:
         with self.db.session() as session:
             row = session.get(OidcClientRecord, client_id)
             client = Client.from_record(row) if row else None
+        if client is not None and client.problem:
+            # Fail closed: the endpoints treat it as unknown until it is registered again.
+            log.warning(
+                "OIDC client %r is not served: its stored registration is refused today (%s); "
+                "register it again with `varco clients add %s --replace ...`",
+                client_id, client.problem, client_id,
+            )
         with self._lock:
             if len(self._cache) > 10000:
                 self._cache.clear()
@@ -279,7 +323,7 @@ class ClientRegistry:
         return client
 
     def require(self, client_id: str) -> Client:
-        client = self.get(client_id)
+        client = self.stored(client_id)
         if client is None:
             raise ClientNotFound(client_id)
         return client
@@ -305,7 +349,9 @@ class ClientRegistry:
                 row = OidcClientRecord(source=source, **values)
                 session.add(row)
             else:
-                if not secret and row.secret_hash and values["token_endpoint_auth_method"].startswith("client_secret"):
+                keeps_secret = values["token_endpoint_auth_method"].startswith("client_secret")
+                if not new.secret and row.secret_hash and keeps_secret:
+                    # Updated without a new secret: the one it has stays (nothing generated is shown).
                     values["secret_hash"] = row.secret_hash
                     generated = None
                 for key, value in values.items():

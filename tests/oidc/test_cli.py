@@ -117,3 +117,28 @@ def test_clients_in_config_files_are_loaded_at_start(settings):
     client = app.extensions["varco_oidc"].clients.get("portal")
     assert client.name == "Student portal" and client.source == "file" and client.check_client_secret("x" * 40)
     app.extensions["varco"].db.dispose()
+
+
+def test_replace_updates_a_registration_keeping_its_secret_and_show_names_a_stored_problem(run, settings):
+    secret = json.loads(run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb", "--json").stdout)[
+        "client_secret"
+    ]
+    app = create_app(settings)
+    from idp.oidc.models import OidcClientRecord
+
+    with app.extensions["varco"].db.session() as session:  # as an earlier Varco could store it
+        session.get(OidcClientRecord, "lms").redirect_uris = ["http://lms.example/cb"]
+    shown = json.loads(run("clients", "show", "lms", "--json").stdout)
+    assert shown["problem"] == "redirect_uri: 'http://lms.example/cb' must be https (or http on localhost)"
+    assert json.loads(run("clients", "list", "--json").stdout)[0]["problem"] == shown["problem"]
+
+    result = run("clients", "add", "lms", "--redirect-uri", "https://lms.example/new", "--replace", "--json")
+    assert result.exit_code == 0, result.output
+    updated = json.loads(result.stdout)
+    assert "client_secret" not in updated and updated["problem"] is None
+    assert updated["redirect_uris"] == ["https://lms.example/new"]
+    client = app.extensions["varco_oidc"].clients.get("lms")
+    assert client.redirect_uris == ("https://lms.example/new",) and client.check_client_secret(secret)
+    # Without --replace, a registered id is still refused.
+    assert run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb").exit_code == 1
+    app.extensions["varco"].db.dispose()

@@ -40,6 +40,35 @@ def test_unknown_client_id_is_refused_without_redirecting(logged_in, confidentia
     assert "invalid_client" in page.text
 
 
+def test_a_client_stored_before_a_check_it_fails_is_not_served_until_registered_again(logged_in, register, op):
+    """A registration stored by an earlier Varco, before plain-http redirect URIs to a remote host
+    were refused, must not keep sending codes there."""
+    from idp.oidc.models import OidcClientRecord
+
+    _, secret = register("legacy")
+    with op.clients.db.session() as session:
+        session.get(OidcClientRecord, "legacy").redirect_uris = ["http://rp.example.org/cb"]
+    op.clients._cache.clear()
+    stored = op.clients.stored("legacy")
+    assert stored.problem == "redirect_uri: 'http://rp.example.org/cb' must be https (or http on localhost)"
+    assert op.clients.get("legacy") is None
+    _, challenge = pkce()
+    page = logged_in.get(authorize_url("legacy", challenge, redirect_uri="http://rp.example.org/cb"))
+    assert page.status == 400 and page.location is None and "invalid_client" in page.text
+    response = token_request(logged_in.client, {"grant_type": "client_credentials"}, auth=("legacy", secret))
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+    # Registered again with a URI of today's rules, it is served; its secret is kept.
+    from idp.oidc.clients import NewClient
+
+    client, generated = op.clients.add(
+        NewClient("legacy", (RP,), grant_types=("authorization_code", "client_credentials"), first_party=True),
+        replace=True,
+    )
+    assert generated is None and client.problem is None and client.check_client_secret(secret)
+    assert get_code(logged_in, challenge, client_id="legacy")["state"] == "st-1"
+
+
 def test_missing_pkce_is_refused_with_invalid_request_to_the_client(logged_in, confidential):
     page = logged_in.get(authorize_url("webapp", None))
     params = query(page.location)

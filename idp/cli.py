@@ -148,11 +148,14 @@ def serve(ctx: Context, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from idp.app import create_app
+    from idp.oidc.clients import ClientError
 
     try:
         app = create_app(ctx.settings)
     except KeysMissing as exc:
         raise Failed(f"{exc} (or `varco init`)") from exc
+    except ClientError as exc:  # a client file in config/clients/ (the message names it)
+        raise Failed(str(exc)) from exc
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

@@ -50,6 +50,7 @@ from idp.store.db import Database
 
 log = logging.getLogger("varco.oidc")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class ClientError(Exception):
@@ -90,6 +91,20 @@ class NewClient:
     sector_identifier: str | None = None
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
+
+
+# What each NewClient field must be in config/clients/*.toml (TOML types, before conversion).
+FILE_TYPES: dict[str, type] = {
+    **dict.fromkeys(
+        ("client_id", "name", "secret", "token_endpoint_auth_method", "id_token_signed_response_alg",
+         "access_token_format", "subject_type", "sector_identifier", "backchannel_logout_uri"),
+        str,
+    ),
+    **dict.fromkeys(("public", "first_party", "require_mfa", "require_pkce", "allow_fiscal_number"), bool),
+    **dict.fromkeys(("redirect_uris", "grant_types", "scopes", "post_logout_redirect_uris"), list),
+    "jwks": dict,
+}
+FILE_TYPE_NAMES = {str: "a string", bool: "true or false", list: "a list", dict: "a table"}
 
 
 @dataclass(frozen=True)
@@ -333,14 +348,25 @@ class ClientRegistry:
             rows = session.scalars(select(OidcClientRecord).order_by(OidcClientRecord.client_id)).all()
             return [Client.from_record(row) for row in rows]
 
-    def add(self, new: NewClient, source: str = "cli", replace: bool = False) -> tuple[Client, str | None]:
-        """Register a client; returns it and the generated secret (shown once), if one was generated."""
+    def add(
+        self, new: NewClient, source: str = "cli", replace: bool = False, secret_sha256: str | None = None
+    ) -> tuple[Client, str | None]:
+        """Register a client; returns it and the generated secret (shown once), if one was generated.
+        `secret_sha256` gives the secret as its hash instead (config/clients/*.toml)."""
         values = validated(new)
+        uses_secret = values["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post")
         generated = None
         secret = new.secret
-        if values["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post") and not secret:
-            secret = generated = secrets.token_urlsafe(32)
-        values["secret_hash"] = hash_secret(secret) if secret else None
+        if secret_sha256 is not None:
+            if not uses_secret or secret or not SHA256_HEX.fullmatch(secret_sha256):
+                raise ClientError(
+                    "secret_sha256", "64 hex digits, only for a client_secret_basic or client_secret_post client"
+                )
+            values["secret_hash"] = secret_sha256.lower()
+        else:
+            if uses_secret and not secret:
+                secret = generated = secrets.token_urlsafe(32)
+            values["secret_hash"] = hash_secret(secret) if secret else None
         with self.db.session() as session:
             row = session.get(OidcClientRecord, new.client_id)
             if row is not None and not replace:
@@ -350,7 +376,7 @@ class ClientRegistry:
                 session.add(row)
             else:
                 keeps_secret = values["token_endpoint_auth_method"].startswith("client_secret")
-                if not new.secret and row.secret_hash and keeps_secret:
+                if not new.secret and secret_sha256 is None and row.secret_hash and keeps_secret:
                     # Updated without a new secret: the one it has stays (nothing generated is shown).
                     values["secret_hash"] = row.secret_hash
                     generated = None
@@ -385,18 +411,24 @@ class ClientRegistry:
             unknown = set(data) - known
             if unknown:
                 raise ClientError(str(path), f"unknown settings {', '.join(sorted(unknown))}")
-            for key in ("redirect_uris", "grant_types", "scopes", "post_logout_redirect_uris"):
-                if key in data:
-                    data[key] = tuple(data[key])
             try:
-                client, _ = self.add(NewClient(**data), source="file", replace=True)
+                for key, kind in FILE_TYPES.items():
+                    if key in data and not isinstance(data[key], kind):
+                        raise ClientError(key, f"must be {FILE_TYPE_NAMES[kind]}")
+                if secret_sha256 is not None and not isinstance(secret_sha256, str):
+                    raise ClientError("secret_sha256", "must be a string")
+                for key in ("redirect_uris", "grant_types", "scopes", "post_logout_redirect_uris"):
+                    if key in data:
+                        if not all(isinstance(item, str) for item in data[key]):
+                            raise ClientError(key, "must be a list of strings")
+                        data[key] = tuple(data[key])
+                new = NewClient(**data)
+                method = validated(new)["token_endpoint_auth_method"]
+                if method.startswith("client_secret") and not (secret_sha256 or new.secret):
+                    # A secret made up here would be shown to nobody: the client could never authenticate.
+                    raise ClientError("secret_sha256", f"required for {method}: the hex SHA-256 of the client's secret")
+                client, _ = self.add(new, source="file", replace=True, secret_sha256=secret_sha256)
             except ClientError as exc:
                 raise ClientError(f"{path}: {exc.field}", exc.message) from exc
-            if secret_sha256:
-                with self.db.session() as session:
-                    row = session.get(OidcClientRecord, client.client_id)
-                    assert row is not None
-                    row.secret_hash = secret_sha256.lower()
-                self._cache.pop(client.client_id, None)
             loaded.append(client.client_id)
         return loaded

@@ -142,3 +142,54 @@ def test_replace_updates_a_registration_keeping_its_secret_and_show_names_a_stor
     # Without --replace, a registered id is still refused.
     assert run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb").exit_code == 1
     app.extensions["varco"].db.dispose()
+
+
+def test_every_client_setting_has_a_file_type():
+    from dataclasses import fields
+
+    from idp.oidc.clients import FILE_TYPES, NewClient
+
+    assert set(FILE_TYPES) == {f.name for f in fields(NewClient)}
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # A secret made up at start would be shown to nobody.
+        ('client_id = "portal"\nredirect_uris = ["https://portal.example/cb"]\n', "secret_sha256: required"),
+        (
+            'client_id = "portal"\nredirect_uris = ["https://portal.example/cb"]\nsecret_sha256 = "abc"\n',
+            "secret_sha256: 64 hex digits",
+        ),
+        (
+            f'client_id = "portal"\npublic = true\nredirect_uris = ["it.uni.app:/cb"]\n'
+            f'secret_sha256 = "{"a" * 64}"\n',
+            "secret_sha256: 64 hex digits, only for a client_secret",
+        ),
+        ('client_id = 5\nredirect_uris = ["https://portal.example/cb"]\n', "client_id: must be a string"),
+        ('client_id = "portal"\nredirect_uris = "https://portal.example/cb"\n', "redirect_uris: must be a list"),
+        ('client_id = "portal"\nredirect_uris = [1]\n', "redirect_uris: must be a list of strings"),
+        ('client_id = "portal"\nfirst_party = "yes"\nredirect_uris = []\n', "first_party: must be true or false"),
+        ('client_id = "portal"\nredirect_uris = ["https://p.example/cb"]\nsecret_sha256 = 3\n', "must be a string"),
+    ],
+)
+def test_a_bad_client_file_stops_start_up_naming_the_file_and_setting_and_stores_nothing(run, settings, text, said):
+    directory = settings.home / "config" / "clients"
+    directory.mkdir(parents=True)
+    (directory / "portal.toml").write_text(text)
+    result = run("serve", "--port", "1")
+    assert result.exit_code == 1 and "portal.toml" in result.output and said in result.output, result.output
+    (directory / "portal.toml").unlink()
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+def test_a_client_file_loaded_again_keeps_the_secret_it_names(settings):
+    directory = settings.home / "config" / "clients"
+    directory.mkdir(parents=True)
+    text = 'client_id = "portal"\nredirect_uris = ["https://portal.uni.example.it/cb"]\n'
+    (directory / "portal.toml").write_text(text + f'secret_sha256 = "{hash_secret("y" * 40).upper()}"\n')
+    for _ in range(2):  # each start loads the files again
+        app = create_app(settings)
+        client = app.extensions["varco_oidc"].clients.get("portal")
+        assert client.check_client_secret("y" * 40)
+        app.extensions["varco"].db.dispose()

@@ -105,6 +105,16 @@ _RECORD_LOGIN_AUDITED = insert(_AUDIT).from_select(
     ).select_from(_COUNTED),
 )
 
+# SQLite: the audit row of a login, written with the count in one transaction.
+_AUDIT_ROW = insert(_AUDIT).values(
+    at=bindparam("a_at", type_=_AUDIT.c.at.type),
+    action=bindparam("a_action", type_=_AUDIT.c.action.type),
+    actor=bindparam("a_actor", type_=_AUDIT.c.actor.type),
+    account_id=bindparam("a_account_id", type_=_AUDIT.c.account_id.type),
+    detail=bindparam("a_detail", type_=_AUDIT.c.detail.type),
+    remote_addr=bindparam("a_remote_addr", type_=_AUDIT.c.remote_addr.type),
+)
+
 
 class AccountService:
     def __init__(self, settings: Settings, db: Database, ephemeral: Ephemeral, passwords: Passwords) -> None:
@@ -112,11 +122,16 @@ class AccountService:
         self.db = db
         self.ephemeral = ephemeral
         self.passwords = passwords
-        # On PostgreSQL the login's two statements run straight on the driver (DirectStatement).
-        self._direct = db.dialect == "postgresql"
+        # The login's statements run straight on the driver (DirectStatement on PostgreSQL,
+        # SqliteStatement on an SQLite file): the lookup, and the count with its audit row.
+        self._direct = db.dialect if db.has_direct else None
         if self._direct:
             self._find_row = db.direct(_FIND_ROW_BY_IDENTIFIER)
+        if self._direct == "postgresql":
             self._record_login_audited = db.direct(_RECORD_LOGIN_AUDITED)
+        elif self._direct == "sqlite":
+            self._record_login = db.direct(_RECORD_LOGIN.values(updated_at=bindparam("b_at")))
+            self._audit_row = db.direct(_AUDIT_ROW)
 
     # --- creation -------------------------------------------------------------------------
     def create(self, new: NewAccount, password: str | None = None, *, actor: str = "system") -> Account:
@@ -298,9 +313,14 @@ class AccountService:
         at = utcnow()
         counted = {"b_account_id": account.id, "b_at": at, "b_new_hash": new_hash}
         # The login is counted and audited together, or not at all.
-        if self._direct:
-            audit = {"a_at": at, "a_action": "login.password", "a_actor": account.username, "a_detail": "{}"}
-            self._record_login_audited.run({**counted, **audit, "a_remote_addr": remote_addr})
+        audit = {"a_at": at, "a_action": "login.password", "a_actor": account.username, "a_remote_addr": remote_addr}
+        if self._direct == "postgresql":
+            self._record_login_audited.run({**counted, **audit, "a_detail": "{}"})
+            log_event("login.password", account.username, account.id, {})
+        elif self._direct == "sqlite":
+            with self.db.sqlite_unit() as conn:
+                self._record_login.run(counted, conn)
+                self._audit_row.run({**audit, "a_account_id": account.id, "a_detail": {}}, conn)
             log_event("login.password", account.username, account.id, {})
         else:
             with self.db.transaction() as conn:

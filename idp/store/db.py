@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,8 @@ class Database:
         self._direct = threading.local()
         self._direct_all: list[Any] = []
         self._direct_lock = threading.Lock()
+        # Bumped by dispose(): a thread's SQLite connection of an earlier generation was closed.
+        self._generation = 0
 
     @property
     def dialect(self) -> str:
@@ -103,11 +106,75 @@ class Database:
             self._last_ok = 0.0
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
 
-    def direct(self, statement: Executable) -> DirectStatement:
-        """`statement` compiled once, to be run straight on the PostgreSQL driver (see DirectStatement)."""
-        if self.dialect != "postgresql":
-            raise ValueError("direct statements run on PostgreSQL only")
+    @property
+    def has_direct(self) -> bool:
+        """Whether `direct` statements run here: on PostgreSQL, and on an SQLite file (an in-memory
+        database is one per connection, so only the pool's connection sees it)."""
+        if self.dialect == "postgresql":
+            return True
+        return self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
+
+    def direct(self, statement: Executable) -> DirectStatement | SqliteStatement:
+        """`statement` compiled once, to be run straight on the driver (see DirectStatement and
+        SqliteStatement)."""
+        if not self.has_direct:
+            raise ValueError("direct statements run on PostgreSQL and on an SQLite file only")
+        if self.dialect == "sqlite":
+            return SqliteStatement(self, statement)
         return DirectStatement(self, statement)
+
+    @contextlib.contextmanager
+    def sqlite_unit(
+        self, writes: bool = True, transaction: bool = True, durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """This thread's own sqlite3 connection, in one transaction for `SqliteStatement`s: committed
+        on success, rolled back whole on any error. `writes` takes the write lock at the start
+        (BEGIN IMMEDIATE): a transaction that reads and then writes cannot then fail for a write
+        committed by another connection in between. Without `transaction`, each statement commits
+        by itself. A database that stays locked beyond the busy timeout, or cannot be opened, is
+        DatabaseUnavailable (the request fails closed).
+
+        `durable=False` is for the ephemeral store's rows (flows, form tokens, SSO sessions): their
+        commits are not flushed to disk one by one (synchronous=NORMAL, on a connection of their
+        own), so a power cut may take back the last few, as Redis's own default persistence
+        may; the database stays consistent, and the next durable commit flushes them too."""
+        try:
+            conn = self._sqlite_connection(durable)
+            if not transaction:
+                yield conn
+            else:
+                conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.OperationalError as exc:
+            self._last_ok = 0.0
+            raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+        self._last_ok = time.monotonic()
+
+    def _sqlite_connection(self, durable: bool = True) -> sqlite3.Connection:
+        """Opened on first use in each thread (one durable, one not: see `sqlite_unit`) and kept for
+        the thread's life, outside SQLAlchemy's pool (whose checkout, events and reset on return
+        cost more than a statement), with the pool's pragmas. Transactions are Varco's own
+        (isolation_level=None: no implicit BEGIN)."""
+        slot = "sqlite" if durable else "sqlite_ephemeral"
+        held = getattr(self._direct, slot, None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        # check_same_thread=False only so that dispose() may close it from another thread.
+        conn = sqlite3.connect(*args, **{**kwargs, "timeout": 15, "isolation_level": None, "check_same_thread": False})
+        _sqlite_pragmas(conn, None)
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        setattr(self._direct, slot, (self._generation, conn))
+        with self._direct_lock:
+            self._direct_all.append(conn)
+        return conn
 
     @contextlib.contextmanager
     def _driver(self) -> Iterator[DirectConnection]:
@@ -207,6 +274,7 @@ class Database:
     def dispose(self) -> None:
         with self._direct_lock:
             direct, self._direct_all = self._direct_all, []
+            self._generation += 1
         for driver in direct:
             driver.close()
         self.engine.dispose()
@@ -231,6 +299,7 @@ class DirectStatement:
 
     def __init__(self, db: Database, statement: Executable) -> None:
         compiled = statement.compile(dialect=db.engine.dialect.__class__(paramstyle="numeric_dollar"))
+        _no_python_defaults(compiled)
         self.db = db
         self.sql = str(compiled).encode()
         self.name = f"varco_direct_{next(self._names)}".encode()
@@ -253,6 +322,65 @@ class DirectStatement:
 
     def run(self, params: dict[str, Any]) -> None:
         self._execute(params)
+
+
+class SqliteStatement:
+    """One statement of the login's hot path on the embedded store, run straight on Python's
+    sqlite3 module, as DirectStatement runs on PostgreSQL's driver (and for the same reason: after
+    each argon2id hash, SQLAlchemy's execution context and result processing cost the embedded
+    store several times the statement itself; bench/login.py --embedded).
+
+    SQLAlchemy still writes the SQL once, for the engine's dialect, and gives each parameter's and
+    each column's conversion, as its own execution would apply them (SQLite keeps datetimes and
+    JSON as text), through the types' public bind and result processors. Each run is one call on
+    the connection of `Database.sqlite_unit`, in its transaction."""
+
+    def __init__(self, db: Database, statement: Executable) -> None:
+        dialect = db.engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        _no_python_defaults(compiled)
+        self.db = db
+        self.sql = str(compiled)
+        self.order = tuple(compiled.positiontup or ())
+        self.defaults = dict(compiled.params)
+        self.binders = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.order
+        )
+        columns = list(getattr(statement, "exported_columns", None) or ())
+        self.names = tuple(column.key for column in columns)
+        self.loaders = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+
+    def _values(self, params: dict[str, Any]) -> list[Any]:
+        values = {**self.defaults, **params}
+        return [
+            value if bind is None else bind(value)
+            for value, bind in zip((values[name] for name in self.order), self.binders, strict=True)
+        ]
+
+    def first(self, params: dict[str, Any], conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
+        """The first row as a dict of column name to value, or None (the other rows are not read).
+        In the transaction of `conn` (from `Database.sqlite_unit`), or else on its own."""
+        if conn is None:
+            with self.db.sqlite_unit(transaction=False) as own:
+                return self.first(params, own)
+        cursor = conn.execute(self.sql, self._values(params))
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if row is None:
+            return None
+        return {
+            name: value if load is None else load(value)
+            for name, value, load in zip(self.names, row, self.loaders, strict=True)
+        }
+
+    def run(self, params: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
+        if conn is None:
+            with self.db.sqlite_unit(transaction=False) as own:
+                return self.run(params, own)
+        conn.execute(self.sql, self._values(params)).close()
+        return None
 
 
 class DirectConnection:
@@ -294,6 +422,15 @@ class DirectConnection:
         except (AttributeError, KeyError):  # no SQLSTATE, or one psycopg does not know
             error = psycopg.DatabaseError
         raise error(message)
+
+
+def _no_python_defaults(compiled: Any) -> None:
+    """A direct statement runs without SQLAlchemy's execution, which is what computes a column's
+    Python-side default or onupdate value (`updated_at`, say): such a column must be given."""
+    computed = [*compiled.insert_prefetch, *compiled.update_prefetch]
+    if computed:
+        names = ", ".join(sorted(column.key for column in computed))
+        raise ValueError(f"a direct statement must set {names} itself (SQLAlchemy computes them only when it executes)")
 
 
 def alembic_config(engine: Engine) -> Config:

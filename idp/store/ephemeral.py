@@ -10,11 +10,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import Executable, Result, bindparam, case, delete, select
+from sqlalchemy import bindparam, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.store.db import Database, DatabaseUnavailable
@@ -205,63 +205,83 @@ class SqlEphemeral(_Operations):
     """The ephemeral contract on one SQL table, using each dialect's upsert and RETURNING.
 
     Each operation's statement is built once, with bound parameters: building a statement (and its
-    cache key) costs more CPU than running it, and a login makes several operations."""
+    cache key) costs more CPU than running it, and a login makes several operations. On an SQLite
+    file (the embedded default) they run straight on sqlite3 (`SqliteStatement`)."""
 
     name = "sql"
     PURGE_PROBABILITY = 0.01
+    _ROWS = frozenset({"add", "get", "take", "incr"})  # the statements that return a row (RETURNING)
 
     def __init__(self, database: Database, prefix: str = "") -> None:
         self.db = database
         self.prefix = prefix
         self._sql = _SqlStatements(postgresql.insert if database.dialect == "postgresql" else sqlite.insert)
+        self._direct: dict[str, Any] | None = None
+        if database.dialect == "sqlite" and database.has_direct:
+            names = ("set", "add", "get", "take", "delete", "purge", "incr")
+            self._direct = {name: database.direct(getattr(self._sql, name)) for name in names}
 
     def _k(self, key: str) -> str:
         return self.prefix + key
 
-    def _run(self, work):  # type: ignore[no-untyped-def]
+    def _run(self, statements: list[tuple[str, dict[str, Any]]], writes: bool) -> list[Any]:
+        """Each (statement name, parameters) in one transaction: the first row of each that returns
+        rows (a mapping, or None), None for the others."""
+        asked = len(statements)
+        if random.random() < self.PURGE_PROBABILITY:
+            statements = [*statements, ("purge", {"b_now": time.time()})]
+            writes = True
+        rows: list[Any] = []
         try:
+            if self._direct is not None:
+                # One statement is atomic by itself: no BEGIN and COMMIT around it.
+                with self.db.sqlite_unit(writes, transaction=len(statements) > 1, durable=False) as conn:
+                    for name, params in statements:
+                        direct = self._direct[name]
+                        rows.append(direct.first(params, conn) if name in self._ROWS else direct.run(params, conn))
+                return rows[:asked]
             with self.db.transaction() as conn:
-                result = work(conn)
-                if random.random() < self.PURGE_PROBABILITY:
-                    conn.execute(self._sql.purge, {"b_now": time.time()})
-                return result
+                for name, params in statements:
+                    result = conn.execute(getattr(self._sql, name), params)
+                    rows.append(result.mappings().first() if name in self._ROWS else None)
+            return rows[:asked]
         except DatabaseUnavailable as exc:
             raise EphemeralUnavailable(f"sql: {exc}") from exc
 
     @staticmethod
-    def _value(row) -> str | None:  # type: ignore[no-untyped-def]
+    def _value(row: Mapping[str, Any] | None) -> str | None:
         # Counters keep their count in `counter` and no `value`; read them as Redis does, as text.
         if row is None:
             return None
-        return row.value if row.value is not None else str(row.counter)
+        return row["value"] if row["value"] is not None else str(row["counter"])
 
-    def _statement(self, op: Op) -> tuple[Executable, dict[str, Any], Callable[[Result], Any]]:
-        """The statement of one operation, its parameters, and how its result reads."""
+    def _statement(self, op: Op) -> tuple[str, dict[str, Any]]:
+        """The name of one operation's statement, and its parameters."""
         kind, key, *rest = op
         params: dict[str, Any] = {"b_key": self._k(key), "b_now": time.time()}
         if kind in ("set", "add"):
             value, ttl = rest
             params.update(b_value=value, b_expires=params["b_now"] + max(1, ttl))
-            if kind == "set":
-                return self._sql.set, params, _nothing
-            # Only an expired row may be overwritten; a live one means somebody else was first.
-            return self._sql.add, params, lambda result: result.first() is not None
-        if kind == "get":
-            return self._sql.get, params, lambda result: self._value(result.first())
-        if kind == "take":
-            return self._sql.take, params, lambda result: self._value(result.first())
+            # add: only an expired row may be overwritten; a live one means somebody else was first.
+            return kind, params
+        if kind in ("get", "take"):
+            return kind, params
         if kind == "delete":
-            return self._sql.delete, {"b_key": params["b_key"]}, _nothing
+            return kind, {"b_key": params["b_key"]}
         raise ValueError(f"unknown ephemeral store operation {kind!r}")
 
     def _apply(self, ops: Sequence[Op]) -> list[Any]:
         statements = [self._statement(op) for op in ops]
-        return self._run(lambda conn: [read(conn.execute(stmt, params)) for stmt, params, read in statements])
+        rows = self._run(statements, writes=any(name != "get" for name, _ in statements))
+        return [
+            (row is not None) if name == "add" else self._value(row) if name in ("get", "take") else None
+            for (name, _), row in zip(statements, rows, strict=True)
+        ]
 
     def incr(self, key: str, ttl: int) -> int:
         now = time.time()
         params = {"b_key": self._k(key), "b_now": now, "b_expires": now + max(1, ttl)}
-        return self._run(lambda conn: int(conn.execute(self._sql.incr, params).scalar_one()))
+        return int(self._run([("incr", params)], writes=True)[0]["counter"])
 
     def ping(self, max_age: float = 0.0) -> None:
         # The table lives in the durable store, whose own liveness is remembered there.
@@ -301,10 +321,6 @@ class _SqlStatements:
                 "expires_at": case((expired, counted.excluded.expires_at), else_=table.c.expires_at),
             },
         ).returning(table.c.counter)
-
-
-def _nothing(result: Result) -> None:
-    return None
 
 
 def open_ephemeral(redis_url: str, prefix: str, database: Database) -> Ephemeral:

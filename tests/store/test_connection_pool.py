@@ -153,11 +153,22 @@ def test_a_direct_statement_on_an_unreachable_database_is_an_outage():
         database.dispose()
 
 
-def test_direct_statements_are_for_postgresql_only(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    with pytest.raises(ValueError, match="PostgreSQL only"):
+def test_direct_statements_are_not_for_an_in_memory_sqlite_database():
+    # Each connection to ":memory:" is a database of its own: a thread's own connection would not see the pool's.
+    database = Database("sqlite://")
+    with pytest.raises(ValueError, match="an SQLite file only"):
         database.direct(sum_statement())
     database.dispose()
+
+
+def test_a_statement_whose_python_side_default_sqlalchemy_would_compute_is_refused(db):
+    from sqlalchemy import update
+
+    from idp.store.models import Account
+
+    # Account.updated_at has an onupdate default, computed only when SQLAlchemy executes.
+    with pytest.raises(ValueError, match="must set updated_at itself"):
+        db.direct(update(Account.__table__).values(login_count=0))
 
 
 def test_a_direct_statement_gives_values_their_types_and_a_parameter_used_twice_one_value(db):

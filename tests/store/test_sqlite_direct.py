@@ -1,0 +1,170 @@
+"""Direct statements on the embedded store (SqliteStatement): the values SQLAlchemy's own execution
+gives, in the transaction they are given, on one connection per thread, failing closed when the
+database cannot be reached."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, bindparam, insert, literal, select, text
+
+from idp.store.db import Database, DatabaseUnavailable, SqliteStatement
+from idp.store.models import AuditEvent
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'varco.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+TYPED = select(
+    bindparam("at", type_=DateTime()).label("at"),
+    bindparam("flag", type_=Boolean()).label("flag"),
+    bindparam("doc", type_=JSON()).label("doc"),
+    bindparam("word", type_=String()).label("word"),
+    bindparam("ratio", type_=Float()).label("ratio"),
+    (bindparam("n", type_=Integer()) * literal(3)).label("tripled"),
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"at": dt.datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=dt.UTC), "flag": True, "doc": {"a": [1, "è"]},
+         "word": "è'; DROP TABLE accounts; --", "ratio": 0.25, "n": 14},
+        {"at": dt.datetime(1999, 1, 2, 3, 4, 5), "flag": False, "doc": {}, "word": "", "ratio": -1e300, "n": 0},
+        {"at": None, "flag": None, "doc": None, "word": None, "ratio": None, "n": None},
+    ],
+)
+def test_a_direct_statement_gives_the_values_sqlalchemy_gives(db, values):
+    with db.autocommit() as conn:
+        expected = conn.execute(TYPED, values).mappings().first()
+    assert db.direct(TYPED).first(values) == dict(expected)
+
+
+def test_an_account_row_reads_as_sqlalchemy_reads_it(db, tmp_path):
+    from idp.accounts.passwords import Passwords
+    from idp.accounts.service import _FIND_ROW_BY_IDENTIFIER, AccountService, NewAccount
+    from idp.settings import load_settings
+    from idp.store.ephemeral import SqlEphemeral
+
+    settings = load_settings(tmp_path, environ={"VARCO_DATABASE_URL": db.url})
+    accounts = AccountService(settings, db, SqlEphemeral(db), Passwords(settings.passwords))
+    accounts.create(NewAccount("anna.bianchi", "Anna", "Bianchi", "anna.bianchi@uni.example.it"))
+    with db.autocommit() as conn:
+        expected = conn.execute(_FIND_ROW_BY_IDENTIFIER, {"identifier": "anna.bianchi"}).mappings().first()
+    row = db.direct(_FIND_ROW_BY_IDENTIFIER).first({"identifier": "anna.bianchi"})
+    assert row == dict(expected) and isinstance(row["created_at"], dt.datetime)
+
+
+AUDIT = insert(AuditEvent.__table__).values(
+    at=bindparam("at", type_=DateTime()), action=bindparam("action", type_=String()), actor="direct-test",
+    detail=bindparam("detail", type_=JSON()),
+)
+
+
+def audit_actions(db: Database) -> list[str]:
+    with db.reader() as session:
+        return list(session.scalars(select(AuditEvent.action).where(AuditEvent.actor == "direct-test")))
+
+
+def test_a_unit_commits_its_statements_together_or_takes_them_all_back(db):
+    statement = db.direct(AUDIT)
+    at = dt.datetime.now(dt.UTC)
+    with db.sqlite_unit() as conn:
+        statement.run({"at": at, "action": "first", "detail": {"n": 1}}, conn)
+        statement.run({"at": at, "action": "second", "detail": {}}, conn)
+    with pytest.raises(RuntimeError), db.sqlite_unit() as conn:
+        statement.run({"at": at, "action": "abandoned", "detail": {}}, conn)
+        raise RuntimeError("abandon the unit")
+    assert sorted(audit_actions(db)) == ["first", "second"]
+    with db.reader() as session:
+        assert session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "first")).one() == {"n": 1}
+
+
+def test_a_failed_statement_takes_its_unit_back_and_raises_its_own_error(db):
+    import sqlite3
+
+    statement = db.direct(AUDIT)
+    at = dt.datetime.now(dt.UTC)
+    with pytest.raises(sqlite3.IntegrityError), db.sqlite_unit() as conn:
+        statement.run({"at": at, "action": "before-failure", "detail": {}}, conn)
+        statement.run({"at": at, "action": None, "detail": {}}, conn)  # action is NOT NULL
+    assert audit_actions(db) == []
+    # As SQLAlchemy's path does, an OperationalError of SQLite's (here a missing table) fails closed.
+    with pytest.raises(DatabaseUnavailable, match="no such table"):
+        SqliteStatement(db, select(text("1")).select_from(text("no_such_table"))).first({})
+    # The thread's connection is in step again: no transaction left open.
+    statement.run({"at": at, "action": "after", "detail": {}})
+    assert audit_actions(db) == ["after"]
+
+
+def test_each_thread_has_a_connection_of_its_own_and_dispose_closes_them(db):
+    statement = db.direct(select(literal(1).label("one")))
+    seen: list[object] = []
+
+    def use() -> None:
+        statement.first({})
+        seen.append(db._sqlite_connection())
+
+    use()
+    worker = threading.Thread(target=use)
+    worker.start()
+    worker.join()
+    assert len(seen) == 2 and seen[0] is not seen[1]
+    db.dispose()
+    assert statement.first({}) == {"one": 1}  # a new connection after dispose
+    assert db._sqlite_connection() is not seen[0]
+
+
+def test_a_database_locked_beyond_the_busy_timeout_is_an_outage_and_nothing_is_written(db, monkeypatch):
+    import sqlite3
+
+    import idp.store.db as db_module
+
+    holder = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    original = sqlite3.connect
+    monkeypatch.setattr(db_module.sqlite3, "connect", lambda *a, **k: original(*a, **{**k, "timeout": 0.2}))
+    statement = db.direct(AUDIT)
+    try:
+        with pytest.raises(DatabaseUnavailable, match="locked"), db.sqlite_unit() as conn:
+            statement.run({"at": dt.datetime.now(dt.UTC), "action": "locked-out", "detail": {}}, conn)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert audit_actions(db) == []
+
+
+def test_a_database_that_cannot_be_opened_is_an_outage(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'gone' / 'varco.db'}")
+    (tmp_path / "gone").rmdir()  # the folder Database made is gone
+    try:
+        with pytest.raises(DatabaseUnavailable, match="sqlite"):
+            database.direct(select(literal(1).label("one"))).first({})
+    finally:
+        database.dispose()
+
+
+def test_only_the_ephemeral_stores_connection_skips_flushing_each_commit(db):
+    # PRAGMA synchronous: 1 NORMAL (WAL: consistent, the last commits may go at a power cut), 2 FULL.
+    with db.sqlite_unit(durable=False) as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)
+    with db.sqlite_unit() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)
+    with db.engine.connect() as conn:  # the pool's connections, for everything else
+        assert conn.exec_driver_sql("PRAGMA synchronous").fetchone() == (2,)
+
+
+def test_the_sql_ephemeral_store_writes_on_its_own_connection(db):
+    from idp.store.ephemeral import SqlEphemeral
+
+    store = SqlEphemeral(db, "t:")
+    store.batch([("set", "flow", "v", 60), ("add", "claim", "1", 60)])
+    assert store.get("flow") == "v" and store.add("claim", "2", 60) is False
+    assert db._direct.sqlite_ephemeral[1].execute("PRAGMA synchronous").fetchone() == (1,)

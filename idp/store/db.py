@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +69,16 @@ class Database:
         self._last_ok = 0.0
         # Direct statements (DirectStatement): one connection of its own per thread, outside the pool.
         self._direct = threading.local()
-        self._direct_all: list[Any] = []
+        # Every thread's PostgreSQL direct connection, for dispose(). Weakly held: the connection of
+        # a thread that ends (the development server starts one per request) is closed with it.
+        self._direct_all: weakref.WeakSet[Any] = weakref.WeakSet()
         self._direct_lock = threading.Lock()
-        # Bumped by dispose(): a thread's SQLite connection of an earlier generation was closed.
+        # SQLite direct connections not in use (deques: append and pop are atomic), durable and not;
+        # dispose() closes them and bumps the generation, so that those in use are closed on return.
+        self._sqlite_idle: dict[bool, collections.deque[tuple[int, sqlite3.Connection]]] = {
+            True: collections.deque(),
+            False: collections.deque(),
+        }
         self._generation = 0
 
     @property
@@ -127,7 +136,7 @@ class Database:
     def sqlite_unit(
         self, writes: bool = True, transaction: bool = True, durable: bool = True
     ) -> Iterator[sqlite3.Connection]:
-        """This thread's own sqlite3 connection, in one transaction for `SqliteStatement`s: committed
+        """An sqlite3 connection of Varco's own, in one transaction for `SqliteStatement`s: committed
         on success, rolled back whole on any error. `writes` takes the write lock at the start
         (BEGIN IMMEDIATE): a transaction that reads and then writes cannot then fail for a write
         committed by another connection in between. Without `transaction`, each statement commits
@@ -135,11 +144,13 @@ class Database:
         DatabaseUnavailable (the request fails closed).
 
         `durable=False` is for the ephemeral store's rows (flows, form tokens, SSO sessions): their
-        commits are not flushed to disk one by one (synchronous=NORMAL, on a connection of their
+        commits are not flushed to disk one by one (synchronous=NORMAL, on connections of their
         own), so a power cut may take back the last few, as Redis's own default persistence
         may; the database stays consistent, and the next durable commit flushes them too."""
+        held = None
         try:
-            conn = self._sqlite_connection(durable)
+            held = self._sqlite_take(durable)
+            conn = held[1]
             if not transaction:
                 yield conn
             else:
@@ -154,27 +165,37 @@ class Database:
         except sqlite3.OperationalError as exc:
             self._last_ok = 0.0
             raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+        finally:
+            if held is not None:
+                self._sqlite_give_back(durable, held)
         self._last_ok = time.monotonic()
 
-    def _sqlite_connection(self, durable: bool = True) -> sqlite3.Connection:
-        """Opened on first use in each thread (one durable, one not: see `sqlite_unit`) and kept for
-        the thread's life, outside SQLAlchemy's pool (whose checkout, events and reset on return
-        cost more than a statement), with the pool's pragmas. Transactions are Varco's own
-        (isolation_level=None: no implicit BEGIN)."""
-        slot = "sqlite" if durable else "sqlite_ephemeral"
-        held = getattr(self._direct, slot, None)
-        if held is not None and held[0] == self._generation:
-            return held[1]
+    def _sqlite_take(self, durable: bool) -> tuple[int, sqlite3.Connection]:
+        """An idle connection (durable, or the ephemeral store's: see `sqlite_unit`), or a new one,
+        with the pool's pragmas; transactions are Varco's own (isolation_level=None: no implicit
+        BEGIN). Kept outside SQLAlchemy's pool, whose checkout, events and reset on return cost
+        more than a statement. Idle connections are shared by all threads, not held per thread:
+        the development server starts a thread per request, and SQLite keeps the file of a
+        connection closed while others are open until the last one closes."""
+        try:
+            return self._sqlite_idle[durable].pop()
+        except IndexError:
+            pass
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
-        # check_same_thread=False only so that dispose() may close it from another thread.
-        conn = sqlite3.connect(*args, **{**kwargs, "timeout": 15, "isolation_level": None, "check_same_thread": False})
+        # check_same_thread=False: an idle connection may be taken next by another thread.
+        options = {"timeout": 15, "isolation_level": None, "check_same_thread": False}
+        conn = sqlite3.connect(*args, **{**kwargs, **options})
         _sqlite_pragmas(conn, None)
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
-        setattr(self._direct, slot, (self._generation, conn))
-        with self._direct_lock:
-            self._direct_all.append(conn)
-        return conn
+        return self._generation, conn
+
+    def _sqlite_give_back(self, durable: bool, held: tuple[int, sqlite3.Connection]) -> None:
+        generation, conn = held
+        if generation == self._generation and not conn.in_transaction:
+            self._sqlite_idle[durable].append(held)
+        else:  # disposed of meanwhile, or left in a transaction that could not be rolled back
+            conn.close()
 
     @contextlib.contextmanager
     def _driver(self) -> Iterator[DirectConnection]:
@@ -212,7 +233,7 @@ class Database:
             direct = DirectConnection(driver)
             self._direct.connection, self._direct.used = direct, time.monotonic()
             with self._direct_lock:
-                self._direct_all.append(driver)
+                self._direct_all.add(driver)
         return direct
 
     def _drop_direct(self) -> None:
@@ -221,8 +242,7 @@ class Database:
             driver = direct.driver
             self._direct.connection = None
             with self._direct_lock:
-                if driver in self._direct_all:  # (dispose() may have taken it already)
-                    self._direct_all.remove(driver)
+                self._direct_all.discard(driver)  # (dispose() may have taken it already)
             driver.close()
 
     @contextlib.contextmanager
@@ -273,8 +293,11 @@ class Database:
 
     def dispose(self) -> None:
         with self._direct_lock:
-            direct, self._direct_all = self._direct_all, []
+            direct, self._direct_all = list(self._direct_all), weakref.WeakSet()
             self._generation += 1
+        for idle in self._sqlite_idle.values():
+            while idle:
+                direct.append(idle.pop()[1])
         for driver in direct:
             driver.close()
         self.engine.dispose()

@@ -193,3 +193,25 @@ def test_a_direct_statement_gives_values_their_types_and_a_parameter_used_twice_
     assert statement.first({"at": moment, "flag": False, "missing": "x", "n": 0})["flag"] is False
     # A value that needs a wider type than the first run's gets it.
     assert statement.first({"at": moment, "flag": None, "missing": None, "n": 100_000})["tripled"] == 300_000
+
+
+def test_the_direct_connections_of_threads_that_ended_are_closed(db):
+    # The development server (varco serve) starts a thread per request.
+    import gc
+    import os
+    import threading
+    import warnings
+
+    statement = db.direct(PID)
+    statement.first({})
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    pids: list[int] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # psycopg's note that it closed them itself
+        for _ in range(20):
+            worker = threading.Thread(target=lambda: pids.append(statement.first({})["pid"]))
+            worker.start()
+            worker.join()
+        gc.collect()
+    assert len(set(pids)) == 20 and len(os.listdir("/proc/self/fd")) <= before + 1

@@ -104,22 +104,30 @@ def test_a_failed_statement_takes_its_unit_back_and_raises_its_own_error(db):
     assert audit_actions(db) == ["after"]
 
 
-def test_each_thread_has_a_connection_of_its_own_and_dispose_closes_them(db):
+def test_connections_are_reused_by_every_thread_and_dispose_closes_them_in_use_or_idle(db):
+    import sqlite3
+
     statement = db.direct(select(literal(1).label("one")))
     seen: list[object] = []
 
     def use() -> None:
-        statement.first({})
-        seen.append(db._sqlite_connection())
+        with db.sqlite_unit(transaction=False) as conn:
+            seen.append(conn)
+            assert statement.first({}, conn) == {"one": 1}
 
     use()
     worker = threading.Thread(target=use)
     worker.start()
     worker.join()
-    assert len(seen) == 2 and seen[0] is not seen[1]
-    db.dispose()
+    assert len(seen) == 2 and seen[0] is seen[1]  # one connection, given back and taken again
+    with db.sqlite_unit(writes=False) as in_use:
+        with db.sqlite_unit(writes=False) as second:  # (a second unit meanwhile gets a connection of its own)
+            assert second is not in_use
+        db.dispose()
+    for conn in (in_use, second):
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
     assert statement.first({}) == {"one": 1}  # a new connection after dispose
-    assert db._sqlite_connection() is not seen[0]
 
 
 def test_a_database_locked_beyond_the_busy_timeout_is_an_outage_and_nothing_is_written(db, monkeypatch):
@@ -167,4 +175,29 @@ def test_the_sql_ephemeral_store_writes_on_its_own_connection(db):
     store = SqlEphemeral(db, "t:")
     store.batch([("set", "flow", "v", 60), ("add", "claim", "1", 60)])
     assert store.get("flow") == "v" and store.add("claim", "2", 60) is False
-    assert db._direct.sqlite_ephemeral[1].execute("PRAGMA synchronous").fetchone() == (1,)
+    idle = db._sqlite_idle[False]
+    assert len(idle) == 1 and idle[0][1].execute("PRAGMA synchronous").fetchone() == (1,)
+
+
+def open_files() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_connections_of_threads_that_ended_are_closed(db):
+    # The development server (varco demo, varco serve) starts a thread per request.
+    import gc
+
+    statement = db.direct(select(literal(1).label("one")))
+    statement.first({})
+    gc.collect()
+    before = open_files()
+    for _ in range(30):
+        worker = threading.Thread(target=lambda: statement.first({}) and db.direct(AUDIT).run(
+            {"at": dt.datetime.now(dt.UTC), "action": "thread", "detail": {}}
+        ))
+        worker.start()
+        worker.join()
+    gc.collect()
+    assert open_files() <= before + 1 and len(audit_actions(db)) == 30

@@ -277,22 +277,7 @@ def stored_problem(client: Client) -> str | None:
     """What `validated` says of a stored registration now, or None if it would be accepted as it is.
     (Its secret is stored only as a hash, and was checked when it was given.)"""
     try:
-        validated(
-            NewClient(
-                client_id=client.client_id,
-                redirect_uris=client.redirect_uris,
-                public=client.public,
-                grant_types=client.grant_types,
-                scopes=client.scopes,
-                token_endpoint_auth_method=client.token_endpoint_auth_method,
-                jwks=client.jwks,
-                id_token_signed_response_alg=client.id_token_signed_response_alg,
-                access_token_format=client.access_token_format,
-                subject_type=client.subject_type,
-                post_logout_redirect_uris=client.post_logout_redirect_uris,
-                backchannel_logout_uri=client.backchannel_logout_uri,
-            )
-        )
+        validated(NewClient(**{f.name: getattr(client, f.name) for f in fields(NewClient) if f.name != "secret"}))
     except ClientError as exc:
         return str(exc)
     return None

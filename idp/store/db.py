@@ -70,7 +70,8 @@ class Database:
         # Direct statements (DirectStatement): one connection of its own per thread, outside the pool.
         self._direct = threading.local()
         # Every thread's PostgreSQL direct connection, for dispose(). Weakly held: the connection of
-        # a thread that ends (the development server starts one per request) is closed with it.
+        # a thread that ends (the development server starts one per request) is closed with it
+        # (`_direct_connection`).
         self._direct_all: weakref.WeakSet[Any] = weakref.WeakSet()
         self._direct_lock = threading.Lock()
         # SQLite direct connections not in use (deques: append and pop are atomic), durable and not;
@@ -231,6 +232,8 @@ class Database:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
             driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True})
             direct = DirectConnection(driver)
+            # Closed when the thread that holds it ends and lets go of it (closing twice is harmless).
+            weakref.finalize(direct, driver.close)
             self._direct.connection, self._direct.used = direct, time.monotonic()
             with self._direct_lock:
                 self._direct_all.add(driver)

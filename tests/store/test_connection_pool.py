@@ -208,10 +208,12 @@ def test_the_direct_connections_of_threads_that_ended_are_closed(db):
     before = len(os.listdir("/proc/self/fd"))
     pids: list[int] = []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)  # psycopg's note that it closed them itself
+        # Closed by Varco when the thread ends, not left to psycopg to close when it is collected.
+        warnings.simplefilter("error", ResourceWarning)
         for _ in range(20):
             worker = threading.Thread(target=lambda: pids.append(statement.first({})["pid"]))
             worker.start()
             worker.join()
+            assert len(os.listdir("/proc/self/fd")) <= before + 1  # at once, with no collection
         gc.collect()
     assert len(set(pids)) == 20 and len(os.listdir("/proc/self/fd")) <= before + 1

@@ -4,7 +4,8 @@ Client secrets are generated with 256 bits of entropy and stored as their SHA-25
 nothing to a secret nobody can guess); they are compared in constant time.
 
 `config/clients/<name>.toml` registers (or updates) one client at start; the keys are the fields of
-`NewClient`, and a secret is given only as its hash (`varco clients add` prints it once):
+`NewClient`, and a secret is given only as its hash (required for a client_secret_basic or
+client_secret_post client; `varco clients add` prints a secret once):
 
     client_id = "lms"
     name = "Learning platform"

@@ -24,6 +24,7 @@ client_secret_post client; `varco clients add` prints a secret once):
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -32,7 +33,7 @@ import secrets
 import threading
 import time
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -143,7 +144,7 @@ class Client:
         for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes"):
             values[name] = tuple(values[name] or ())
         client = cls(**values)
-        return replace(client, problem=stored_problem(client))
+        return dataclasses.replace(client, problem=stored_problem(client))
 
     # --- authlib ClientMixin ------------------------------------------------------------
     def get_client_id(self) -> str:

@@ -67,7 +67,7 @@ class Database:
         )
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._last_ok = 0.0
-        # Direct statements (DirectStatement): one connection of its own per thread, outside the pool.
+        # PostgreSQL direct statements (DirectStatement): a connection per thread, outside the pool.
         self._direct = threading.local()
         # Every thread's PostgreSQL direct connection, for dispose(). Weakly held: the connection of
         # a thread that ends (the development server starts one per request) is closed with it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import os
 import sqlite3
 import threading
 import time
@@ -81,6 +82,7 @@ class Database:
             False: collections.deque(),
         }
         self._generation = 0
+        self._sqlite_pid = os.getpid()
 
     @property
     def dialect(self) -> str:
@@ -178,6 +180,11 @@ class Database:
         more than a statement. Idle connections are shared by all threads, not held per thread:
         the development server starts a thread per request, and SQLite keeps the file of a
         connection closed while others are open until the last one closes."""
+        if self._sqlite_pid != os.getpid():
+            # Forked (gunicorn --preload): the parent's connections are not this process's to use.
+            self._sqlite_pid = os.getpid()
+            self._sqlite_idle = {True: collections.deque(), False: collections.deque()}
+            self._generation += 1
         try:
             return self._sqlite_idle[durable].pop()
         except IndexError:

@@ -201,3 +201,27 @@ def test_the_connections_of_threads_that_ended_are_closed(db):
         worker.join()
     gc.collect()
     assert open_files() <= before + 1 and len(audit_actions(db)) == 30
+
+
+def test_a_process_forked_after_a_statement_uses_connections_of_its_own(db):
+    # gunicorn --preload forks workers from a process that may have used the database already;
+    # an SQLite connection must not be used on both sides of a fork.
+    import os
+
+    statement = db.direct(AUDIT)
+    statement.run({"at": dt.datetime.now(dt.UTC), "action": "parent", "detail": {}})
+    parents = [held[1] for held in db._sqlite_idle[True]]
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            with db.sqlite_unit() as conn:
+                fresh = all(conn is not old for old in parents)
+                statement.run({"at": dt.datetime.now(dt.UTC), "action": "child", "detail": {}}, conn)
+            code = 0 if fresh else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    statement.run({"at": dt.datetime.now(dt.UTC), "action": "parent again", "detail": {}})
+    assert sorted(audit_actions(db)) == ["child", "parent", "parent again"]

@@ -40,6 +40,8 @@ SQLAlchemyError = _SQLAlchemyError
 # (SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per unit of work.)
 PING_AFTER_IDLE_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 3
+# How long an SQLite connection waits for another's write lock before the request fails closed.
+SQLITE_BUSY_TIMEOUT_SECONDS = 15.0
 
 
 class Database:
@@ -49,7 +51,7 @@ class Database:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"timeout": 15})
+            self.engine: Engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(
@@ -191,7 +193,7 @@ class Database:
             pass
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         # check_same_thread=False: an idle connection may be taken next by another thread.
-        options = {"timeout": 15, "isolation_level": None, "check_same_thread": False}
+        options = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "isolation_level": None, "check_same_thread": False}
         conn = sqlite3.connect(*args, **{**kwargs, **options})
         _sqlite_pragmas(conn, None)
         if not durable:
@@ -390,17 +392,18 @@ class SqliteStatement:
             for value, bind in zip((values[name] for name in self.order), self.binders, strict=True)
         ]
 
+    def _on(self, conn: sqlite3.Connection | None) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """`conn` (in the transaction of `Database.sqlite_unit`), or else a connection for this statement alone."""
+        return contextlib.nullcontext(conn) if conn is not None else self.db.sqlite_unit(transaction=False)
+
     def first(self, params: dict[str, Any], conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
-        """The first row as a dict of column name to value, or None (the other rows are not read).
-        In the transaction of `conn` (from `Database.sqlite_unit`), or else on its own."""
-        if conn is None:
-            with self.db.sqlite_unit(transaction=False) as own:
-                return self.first(params, own)
-        cursor = conn.execute(self.sql, self._values(params))
-        try:
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+        """The first row as a dict of column name to value, or None (the other rows are not read)."""
+        with self._on(conn) as connection:
+            cursor = connection.execute(self.sql, self._values(params))
+            try:
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
         if row is None:
             return None
         return {
@@ -409,11 +412,8 @@ class SqliteStatement:
         }
 
     def run(self, params: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
-        if conn is None:
-            with self.db.sqlite_unit(transaction=False) as own:
-                return self.run(params, own)
-        conn.execute(self.sql, self._values(params)).close()
-        return None
+        with self._on(conn) as connection:
+            connection.execute(self.sql, self._values(params)).close()
 
 
 class DirectConnection:
@@ -481,5 +481,5 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.close()

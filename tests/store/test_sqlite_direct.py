@@ -137,8 +137,7 @@ def test_a_database_locked_beyond_the_busy_timeout_is_an_outage_and_nothing_is_w
 
     holder = sqlite3.connect(db.engine.url.database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    original = sqlite3.connect
-    monkeypatch.setattr(db_module.sqlite3, "connect", lambda *a, **k: original(*a, **{**k, "timeout": 0.2}))
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)  # for the connections opened now
     statement = db.direct(AUDIT)
     try:
         with pytest.raises(DatabaseUnavailable, match="locked"), db.sqlite_unit() as conn:

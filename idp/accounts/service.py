@@ -316,16 +316,16 @@ class AccountService:
         audit = {"a_at": at, "a_action": "login.password", "a_actor": account.username, "a_remote_addr": remote_addr}
         if self._direct == "postgresql":
             self._record_login_audited.run({**counted, **audit, "a_detail": "{}"})
-            log_event("login.password", account.username, account.id, {})
         elif self._direct == "sqlite":
             with self.db.sqlite_unit() as conn:
                 self._record_login.run(counted, conn)
                 self._audit_row.run({**audit, "a_account_id": account.id, "a_detail": {}}, conn)
-            log_event("login.password", account.username, account.id, {})
         else:
             with self.db.transaction() as conn:
                 conn.execute(_RECORD_LOGIN, counted)
-                record(conn, "login.password", account.username, account.id, {}, remote_addr)
+                record(conn, "login.password", account.username, account.id, {}, remote_addr)  # logs its line
+        if self._direct:
+            log_event("login.password", account.username, account.id, {})
         # The caller's copy shows this login too (the 2FA rules count logins).
         set_committed_value(account, "login_count", account.login_count + 1)
         set_committed_value(account, "last_login_at", at)

@@ -336,10 +336,17 @@ class ClientRegistry:
             return [Client.from_record(row) for row in rows]
 
     def add(
-        self, new: NewClient, source: str = "cli", replace: bool = False, secret_sha256: str | None = None
+        self,
+        new: NewClient,
+        source: str = "cli",
+        replace: bool = False,
+        secret_sha256: str | None = None,
+        generate_secret: bool = True,
     ) -> tuple[Client, str | None]:
         """Register a client; returns it and the generated secret (shown once), if one was generated.
-        `secret_sha256` gives the secret as its hash instead (config/clients/*.toml)."""
+        `secret_sha256` gives the secret as its hash instead (config/clients/*.toml). Without
+        `generate_secret`, a client that needs a secret and is given none is refused (a secret
+        made up where nobody sees it would leave the client unable to authenticate)."""
         values = validated(new)
         uses_secret = values["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post")
         generated = None
@@ -352,6 +359,9 @@ class ClientRegistry:
             values["secret_hash"] = secret_sha256.lower()
         else:
             if uses_secret and not secret:
+                if not generate_secret:
+                    method = values["token_endpoint_auth_method"]
+                    raise ClientError("secret_sha256", f"required for {method}: the hex SHA-256 of the client's secret")
                 secret = generated = secrets.token_urlsafe(32)
             values["secret_hash"] = hash_secret(secret) if secret else None
         with self.db.session() as session:
@@ -409,12 +419,9 @@ class ClientRegistry:
                         if not all(isinstance(item, str) for item in data[key]):
                             raise ClientError(key, "must be a list of strings")
                         data[key] = tuple(data[key])
-                new = NewClient(**data)
-                method = validated(new)["token_endpoint_auth_method"]
-                if method.startswith("client_secret") and not (secret_sha256 or new.secret):
-                    # A secret made up here would be shown to nobody: the client could never authenticate.
-                    raise ClientError("secret_sha256", f"required for {method}: the hex SHA-256 of the client's secret")
-                client, _ = self.add(new, source="file", replace=True, secret_sha256=secret_sha256)
+                client, _ = self.add(
+                    NewClient(**data), source="file", replace=True, secret_sha256=secret_sha256, generate_secret=False
+                )
             except ClientError as exc:
                 raise ClientError(f"{path}: {exc.field}", exc.message) from exc
             loaded.append(client.client_id)

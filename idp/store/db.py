@@ -75,7 +75,7 @@ class Database:
         # Every thread's PostgreSQL direct connection, for dispose(). Weakly held: the connection of
         # a thread that ends (the development server starts one per request) is closed with it
         # (`_direct_connection`).
-        self._direct_all: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._direct_all: weakref.WeakSet[DirectConnection] = weakref.WeakSet()
         self._direct_lock = threading.Lock()
         # SQLite direct connections not in use (deques: append and pop are atomic), durable and not;
         # dispose() closes them and bumps the generation, so that those in use are closed on return.
@@ -84,7 +84,9 @@ class Database:
             False: collections.deque(),
         }
         self._generation = 0
-        self._sqlite_pid = os.getpid()
+        # A forked child's connections inherited from its parent: never used, never closed (`_forked`).
+        self._inherited: list[Any] = []
+        _DATABASES.add(self)
 
     @property
     def dialect(self) -> str:
@@ -182,11 +184,6 @@ class Database:
         more than a statement. Idle connections are shared by all threads, not held per thread:
         the development server starts a thread per request, and SQLite keeps the file of a
         connection closed while others are open until the last one closes."""
-        if self._sqlite_pid != os.getpid():
-            # Forked (gunicorn --preload): the parent's connections are not this process's to use.
-            self._sqlite_pid = os.getpid()
-            self._sqlite_idle = {True: collections.deque(), False: collections.deque()}
-            self._generation += 1
         try:
             return self._sqlite_idle[durable].pop()
         except IndexError:
@@ -241,11 +238,9 @@ class Database:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
             driver = dbapi.connect(*args, **{**kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True})
             direct = DirectConnection(driver)
-            # Closed when the thread that holds it ends and lets go of it (closing twice is harmless).
-            weakref.finalize(direct, driver.close)
             self._direct.connection, self._direct.used = direct, time.monotonic()
             with self._direct_lock:
-                self._direct_all.add(driver)
+                self._direct_all.add(direct)
         return direct
 
     def _drop_direct(self) -> None:
@@ -254,7 +249,7 @@ class Database:
             driver = direct.driver
             self._direct.connection = None
             with self._direct_lock:
-                self._direct_all.discard(driver)  # (dispose() may have taken it already)
+                self._direct_all.discard(direct)  # (dispose() may have taken it already)
             driver.close()
 
     @contextlib.contextmanager
@@ -307,12 +302,32 @@ class Database:
         with self._direct_lock:
             direct, self._direct_all = list(self._direct_all), weakref.WeakSet()
             self._generation += 1
+        drivers = [connection.driver for connection in direct]
         for idle in self._sqlite_idle.values():
             while idle:
-                direct.append(idle.pop()[1])
-        for driver in direct:
+                drivers.append(idle.pop()[1])
+        for driver in drivers:
             driver.close()
         self.engine.dispose()
+
+    def _forked(self) -> None:
+        """In a child process just forked from this one (gunicorn --preload, multiprocessing): the
+        parent's connections are the parent's. The child must not use them (two processes on one
+        socket, or on one SQLite handle, corrupt each other's exchanges) and must not close them
+        either: closing a PostgreSQL connection ends its server session, the parent's too. They
+        are kept aside unused, and the child opens its own (SQLAlchemy's advice for its pool,
+        dispose(close=False), does the same)."""
+        self._direct_lock = threading.Lock()  # (it may have been held by another thread of the parent)
+        for connection in self._direct_all:
+            connection.closer.detach()
+        self._inherited.extend(self._direct_all)
+        for idle in self._sqlite_idle.values():
+            self._inherited.extend(conn for _generation, conn in idle)
+        self._direct_all = weakref.WeakSet()
+        self._direct = threading.local()
+        self._sqlite_idle = {True: collections.deque(), False: collections.deque()}
+        self._generation += 1
+        self.engine.dispose(close=False)
 
 
 class DirectStatement:
@@ -421,6 +436,9 @@ class DirectConnection:
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
+        # Closed when the thread that holds it ends and lets go of it (closing twice is harmless);
+        # a forked child detaches this (`Database._forked`).
+        self.closer = weakref.finalize(self, driver.close)
         self.adapt = Transformer.from_context(driver)
         # Prepared statement names by statement and parameter types, as psycopg's own cache keys
         # them (the type of a value, e.g. which integer type, can change from run to run).
@@ -455,6 +473,18 @@ class DirectConnection:
         except (AttributeError, KeyError):  # no SQLSTATE, or one psycopg does not know
             error = psycopg.DatabaseError
         raise error(message)
+
+
+# Every Database of this process, for the fork hook.
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for database in list(_DATABASES):
+        database._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _no_python_defaults(compiled: Any) -> None:

@@ -217,3 +217,27 @@ def test_the_direct_connections_of_threads_that_ended_are_closed(db):
             assert len(os.listdir("/proc/self/fd")) <= before + 1  # at once, with no collection
         gc.collect()
     assert len(set(pids)) == 20 and len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_a_process_forked_after_direct_and_pooled_statements_opens_connections_of_its_own(db):
+    # gunicorn --preload forks workers from a process that may have used the database already. A
+    # child must neither use the parent's connections (two processes on one socket) nor close them
+    # (that ends the parent's server session): not even when it disposes of its own.
+    import os
+
+    statement = db.direct(PID)
+    parent_direct, parent_pooled = statement.first({})["pid"], backend_pid(db)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            fresh = statement.first({})["pid"] not in (parent_direct, parent_pooled)
+            fresh = fresh and backend_pid(db) not in (parent_direct, parent_pooled)
+            db.dispose()
+            code = 0 if fresh else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert statement.first({})["pid"] == parent_direct
+    assert backend_pid(db) == parent_pooled

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, Response, current_app, render_template, request
+from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 
 from idp.store.db import DatabaseUnavailable
@@ -27,6 +28,10 @@ def register_error_pages(app: Flask) -> None:
         api_error = json_error_handler()
         if api_error is not None:
             return api_error(exc)
+        if request_ctx.url_adapter is None:
+            # The Host header could not be bound (werkzeug's BadHost): no URL of a page can be built,
+            # so the answer is plain text.
+            return Response(f"{exc.code} {exc.name}: {exc.description}\n", exc.code, mimetype="text/plain")
         from idp.flow.messages import message
 
         special = getattr(exc, "user_message", None)

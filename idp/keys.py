@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hmac
 import json
 import os
 import secrets
@@ -25,6 +26,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey, RSAKey
+
+
+def same_text(a: str, b: str) -> bool:
+    """Whether two strings (MACs, secrets, codes) are equal, in constant time. hmac.compare_digest
+    takes strings only when both are ASCII and raises TypeError otherwise, so the two are compared
+    as UTF-8 bytes: a value from outside (a cookie, a form field, an upstream assertion) may hold
+    any character, and is then simply not equal."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 class KeysMissing(Exception):

@@ -12,6 +12,7 @@ from flask_babel import get_locale, get_translations
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import BadRequest
 
+from idp.keys import same_text
 from idp.store.ephemeral import Op
 
 BROWSER_COOKIE = "varco_browser"
@@ -67,7 +68,7 @@ def attach_browser_cookie(response: Response) -> Response:
 # The signed values below take the key as an argument: the login fast path (idp/flow/fastpath.py)
 # uses them beneath the framework, with no request or application context.
 def mac(key: bytes, message: str) -> str:
-    return hmac.digest(key, message.encode(), "sha256").hex()[:32]
+    return hmac.digest(key, message.encode("utf-8", "surrogatepass"), "sha256").hex()[:32]
 
 
 def sign_browser_cookie(key: bytes, value: str) -> str:
@@ -76,7 +77,7 @@ def sign_browser_cookie(key: bytes, value: str) -> str:
 
 def verify_browser_cookie(key: bytes, signed: str) -> str | None:
     value, _, tag = signed.rpartition(".")
-    if not value or len(signed) > 200 or not hmac.compare_digest(tag, mac(key, "browser|" + value)):
+    if not value or len(signed) > 200 or not same_text(tag, mac(key, "browser|" + value)):
         return None
     return value
 
@@ -98,7 +99,7 @@ def check_form_token(svc, browser: str, scope: str, token: str) -> tuple[str, in
     if (
         len(token) > 200
         or not (expires.isascii() and expires.isdigit() and len(expires) <= 12)
-        or not hmac.compare_digest(tag, mac(svc.keys.cookie_key, f"form|{browser}|{scope}|{nonce}|{expires}"))
+        or not same_text(tag, mac(svc.keys.cookie_key, f"form|{browser}|{scope}|{nonce}|{expires}"))
     ):
         raise FormTokenError("invalid")
     if int(expires) <= time.time():

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idp.flow.request import AuthnResult, LoginRequest
+from idp.keys import same_text
 from idp.store.ephemeral import Ephemeral, Op
 
 FINISHED = "finished"
@@ -83,7 +84,7 @@ class FlowStore:
             created = int(created_hex, 16)
         except ValueError:
             return None
-        if not hmac.compare_digest(tag, self._fresh_tag(browser, nonce, created)):
+        if not same_text(tag, self._fresh_tag(browser, nonce, created)):
             return None
         if not 0 <= time.time() - created <= self.ttl:
             return None
@@ -113,7 +114,7 @@ class FlowStore:
         if raw == ABANDONED:
             raise FlowExpired()
         state = FlowState.from_json(raw)
-        if not hmac.compare_digest(state.browser, browser):
+        if not same_text(state.browser, browser):
             raise FlowExpired()
         return state
 
@@ -139,6 +140,6 @@ class FlowStore:
         if raw is None:
             return None
         payload = json.loads(raw)
-        if not hmac.compare_digest(payload["browser"], browser):
+        if not same_text(payload["browser"], browser):
             return None
         return LoginRequest.from_dict(payload["request"]), AuthnResult.from_dict(payload["result"])

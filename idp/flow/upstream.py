@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 
 from flask import request, url_for
@@ -11,6 +10,7 @@ from federation.base import UpstreamIdentity
 from idp.flow.mfa_steps import grant_second_factor
 from idp.flow.state import FlowExpired
 from idp.flow.steps import FlowContext
+from idp.keys import same_text
 from idp.ops.audit import record
 from idp.web import browser_id, services
 
@@ -39,7 +39,7 @@ def strong_login_returned(flow_id: str, identity: UpstreamIdentity) -> str:
         account is not None
         and account.fiscal_code is not None
         and identity.fiscal_code is not None
-        and hmac.compare_digest(account.fiscal_code, identity.fiscal_code.upper())
+        and same_text(account.fiscal_code, identity.fiscal_code.upper())
     )
     with svc.db.session() as session:
         record(

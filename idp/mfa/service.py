@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import logging
 import secrets
 
 from sqlalchemy import delete, func, select, update
 
-from idp.keys import KeyRing
+from idp.keys import KeyRing, same_text
 from idp.mfa import totp
 from idp.mfa.policy import now
 from idp.mfa.sms import SmsError
@@ -143,7 +142,7 @@ class MfaService:
             return None
         stored = json.loads(raw)
         digest = hashlib.sha256(f"{account_id}:{purpose}:{code}".encode()).hexdigest()
-        if not hmac.compare_digest(digest, stored["hash"]):
+        if not same_text(digest, stored["hash"]):
             return None
         if self.ephemeral.take(f"sms:{account_id}:{purpose}") is None:
             return None  # used by a concurrent request

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 
 import pyotp
 import segno
+
+from idp.keys import same_text
 
 STEP = 30
 DIGITS = 6
@@ -41,6 +42,6 @@ def matching_counter(secret: str, code: str, now: float | None = None, window: i
     found = None
     for counter in range(current - window, current + window + 1):
         # Every candidate is compared, so timing does not tell which step matched.
-        if hmac.compare_digest(totp.generate_otp(counter), code):
+        if same_text(totp.generate_otp(counter), code):
             found = counter
     return found

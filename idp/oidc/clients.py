@@ -26,7 +26,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from idp.keys import same_text
 from idp.oidc.config import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -69,7 +69,7 @@ class ClientNotFound(Exception):
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -161,12 +161,12 @@ class Client:
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         # RFC 9700 2.1 / OIDC Core 3.1.2.1: exact string comparison, nothing else.
-        return any(hmac.compare_digest(redirect_uri.encode(), uri.encode()) for uri in self.redirect_uris)
+        return any(same_text(redirect_uri, uri) for uri in self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_hash is None:
             return False
-        return hmac.compare_digest(hash_secret(client_secret), self.secret_hash)
+        return same_text(hash_secret(client_secret), self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == self.token_endpoint_auth_method

@@ -70,3 +70,46 @@ def test_no_route_answers_a_server_error_to_hostile_requests(app, make_account):
                 if response.status_code >= 500 and response.status_code != 503:
                     failures.append(f"{method} {path} [{name}] -> {response.status_code}")
     assert failures == []
+
+
+# Values from outside that are not ASCII where Varco's own are: compared with its MACs, they must
+# simply not match (hmac.compare_digest raises TypeError for a str that is not ASCII).
+NOT_ASCII = "a.\u00e9"
+FLOW_ID_NOT_ASCII = "A" * 45 + "\u00e9"  # a fresh flow id's length, a tag that is not ASCII
+HOSTILE_COOKIES = ("varco_browser", "varco_sso", "varco_lang")
+
+
+def test_no_route_answers_a_server_error_to_values_that_are_not_ascii(app, make_account):
+    make_account()
+    client = app.test_client()
+    routes = [(concrete(r.rule), sorted(r.methods - {"HEAD", "OPTIONS"})) for r in app.url_map.iter_rules()]
+    failures = []
+    for cookie_value in (None, NOT_ASCII, "\u00e9", "x" * 60 + ".\u00e9\u00e9"):
+        client = app.test_client()
+        client.get("/login")  # a genuine browser cookie first, then (maybe) one that is not
+        for name in HOSTILE_COOKIES if cookie_value is not None else ():
+            client.set_cookie(name, cookie_value)
+        for path, methods in routes:
+            for method in methods:
+                form = {"csrf_token": "a.9999999999.\u00e9", "flow": FLOW_ID_NOT_ASCII, "state": NOT_ASCII}
+                response = client.open(path, method=method, data=form, query_string={"flow": FLOW_ID_NOT_ASCII})
+                if response.status_code >= 500 and response.status_code != 503:
+                    failures.append(f"{method} {path} [cookie {cookie_value!r}] -> {response.status_code}")
+    assert failures == []
+
+
+def test_an_invalid_host_header_is_a_bad_request_on_every_route(app):
+    # No URL can be built for a host that is not a valid name: the error page must not need one.
+    client = app.test_client()
+    routes = [(concrete(r.rule), sorted(r.methods - {"HEAD", "OPTIONS"})) for r in app.url_map.iter_rules()]
+    answers = {}
+    for host in ("x..y", ".", "a" * 64 + ".example"):
+        for path, methods in routes:
+            for method in methods:
+                response = client.open(path, method=method, headers={"Host": host})
+                answers[f"{method} {path} {host}"] = response.status_code
+    # GET /login is answered beneath the framework (idp/flow/fastpath.py), from a page whose URLs
+    # are relative: it needs no Host, and serves the login page.
+    served = {k: v for k, v in answers.items() if k.startswith("GET /login ")}
+    assert set(served.values()) == {200}
+    assert {k: v for k, v in answers.items() if v != 400} == served

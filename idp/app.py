@@ -25,9 +25,10 @@ from idp.settings import Settings, load_settings
 from idp.store.db import Database
 from idp.store.ephemeral import Ephemeral, open_ephemeral
 from idp.web import (
+    WholeBody,
     attach_browser_cookie,
     install_request_translations,
-    reject_undecodable_form,
+    reject_undecodable_input,
     remember_locale,
     select_locale,
 )
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.extensions["varco_upstream_return"] = strong_login_returned
     app.register_blueprint(health_bp)
+    # Next to the framework: the fast paths above leave a body without a Content-Length to it.
+    app.wsgi_app = WholeBody(app.wsgi_app, settings.server.max_request_kib * 1024)  # type: ignore[method-assign]
     import idp.oidc
 
     idp.oidc.init_app(app)
@@ -148,7 +151,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "lang_url": lang_url,
         }
 
-    app.before_request(reject_undecodable_form)
+    app.before_request(reject_undecodable_input)
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

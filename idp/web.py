@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hmac
+import io
 import secrets
 import time
+from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, current_app, g, request
 from flask_babel import get_locale, get_translations
 from werkzeug.datastructures import LanguageAccept
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from idp.keys import same_text
 from idp.store.ephemeral import Op
@@ -209,7 +211,25 @@ class UndecodableForm(BadRequest):
     user_message = "bad_encoding"
 
 
-def reject_undecodable_form() -> None:
+class UndecodableQuery(BadRequest):
+    """A query string that is not valid percent-encoded UTF-8: refused whole, as a form is. Werkzeug
+    would put U+FFFD in place of the bytes, and a parameter echoed back (an OAuth `state`, a SAML
+    RelayState) would no longer be the one the client sent."""
+
+    user_message = "bad_address"
+
+
+def reject_undecodable_input() -> None:
+    """Before every view: the query string, and a form body, must be percent-encoded UTF-8."""
+    body_error = request.environ.get(BODY_ERROR)
+    if body_error is not None:
+        raise body_error
+    query = request.environ.get("QUERY_STRING", "")
+    if query and not (query.isascii() and "%" not in query):
+        try:  # (the WSGI server gives the query's bytes as latin-1 characters)
+            unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
+        except (UnicodeError, ValueError) as exc:
+            raise UndecodableQuery() from exc
     if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
         return
     raw = request.get_data(cache=True)
@@ -221,3 +241,54 @@ def reject_undecodable_form() -> None:
             unquote_to_bytes(text).decode("utf-8")
     except (UnicodeDecodeError, ValueError) as exc:
         raise UndecodableForm() from exc
+
+
+# Set by WholeBody when a body sent without a Content-Length is refused; raised before the view.
+BODY_ERROR = "varco.body_error"
+
+
+class WholeBody:
+    """WSGI middleware for a request body sent without a Content-Length (chunked): read whole, up
+    to the size limit, before anything beneath sees it, which then sees a body with a length.
+
+    Werkzeug cuts such a body at MAX_CONTENT_LENGTH without a word (a form loses its later fields
+    instead of being refused), and a malformed chunk raises from the server's reader in the middle
+    of a view (a 500). Here the first is a 413 and the second a 400, answered by the framework in
+    the format of the endpoint (an OAuth JSON error, an error page)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if "HTTP_TRANSFER_ENCODING" in environ and not environ.get("CONTENT_LENGTH"):
+            body = b""
+            try:
+                body = self._read(environ["wsgi.input"])
+            except RequestEntityTooLarge as exc:
+                environ[BODY_ERROR] = exc
+            except Exception as exc:  # noqa: BLE001 - the server's chunk reader, whatever it raises
+                # (gunicorn's ParseException, OSError when the client went away, the development
+                # server's IOError): a body that could not be read is the client's fault.
+                environ[BODY_ERROR] = MalformedBody(str(exc) or type(exc).__name__)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            del environ["HTTP_TRANSFER_ENCODING"]
+        return self.app(environ, start_response)
+
+    def _read(self, stream: Any) -> bytes:
+        parts, size = [], 0
+        while True:
+            part = stream.read(min(65536, self.limit + 1 - size))
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
+            size += len(part)
+            if size > self.limit:
+                raise RequestEntityTooLarge()
+
+
+class MalformedBody(BadRequest):
+    """A chunked body that does not follow HTTP/1.1's chunked coding."""
+
+    description = "The request body's chunked coding is malformed."

@@ -39,7 +39,8 @@ from typing import Any
 
 from markupsafe import escape
 from werkzeug.datastructures import LanguageAccept
-from werkzeug.http import dump_cookie, parse_accept_header, parse_cookie
+from werkzeug.http import dump_cookie, parse_accept_header
+from werkzeug.sansio.http import parse_cookie
 from werkzeug.urls import iri_to_uri
 from werkzeug.utils import redirect
 
@@ -106,8 +107,10 @@ class Answer:
 
 def read_cookies(environ: dict) -> dict[str, str]:
     """The request's cookies, the first of each name as MultiDict.get gives it, in a plain dict
-    (MultiDict.get raises and catches a KeyError for every cookie the browser did not send)."""
-    return parse_cookie(environ).to_dict()
+    (MultiDict.get raises and catches a KeyError for every cookie the browser did not send).
+    Parsed as request.cookies parses them, from the header's text as the server gave it (werkzeug's
+    parse_cookie(environ) decodes it as UTF-8 first, and raises for a byte that is not)."""
+    return parse_cookie(environ.get("HTTP_COOKIE")).to_dict()
 
 
 def read_form(body: bytes) -> dict[str, str] | None:

@@ -6,6 +6,7 @@ MESSAGES = {
     "required": _l("This field is required."),
     "too_long": _l("This field is too long."),
     "bad_encoding": _l("This field contains characters that could not be read."),
+    "bad_address": _l("The address of this page contains characters that could not be read."),
     "control_characters": _l("This field contains control characters, which are not allowed."),
     "invalid_credentials": _l("Incorrect username or password."),
     "account_disabled": _l("This account is disabled. Please contact the helpdesk."),

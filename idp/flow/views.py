@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
+from idp.accounts.identifiers import CONTROL_CHARACTERS
 from idp.flow.finish import complete_login
 from idp.flow.messages import message
 from idp.flow.request import LoginRequest
@@ -83,6 +84,8 @@ def start_local_flow() -> Response | tuple[str, int]:
     if current_sso_session() is not None:
         return redirect(return_to, 303)
     hint = request.args.get("login_hint", "")[:256] or None
+    if hint is not None and CONTROL_CHARACTERS.search(hint):
+        hint = None  # only a prefill: one the form itself would refuse is left out
     login_request = LoginRequest(return_to=return_to, login_hint=hint)
     if login_request == LoginRequest():
         state = services().flows.start_fresh(browser_id())

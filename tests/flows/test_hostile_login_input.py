@@ -221,3 +221,41 @@ def test_raw_non_ascii_bytes_in_a_form_are_refused(browser, make_account):
     response = browser.client.post(page.action, data=body, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400
     assert "caratteri non leggibili" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/login?login_hint=%FF",
+        "/login?next=/account%C0%AF",
+        "/login?lang=en&login_hint=mario%ED%A0%80",
+        "/oidc/authorize?client_id=x&response_type=code&state=%FF",
+        "/saml/sso/redirect?SAMLRequest=abc&RelayState=%FF%C0%AF",
+    ],
+)
+def test_a_query_string_that_is_not_utf8_is_refused_whole(browser, url):
+    # Werkzeug would put U+FFFD in place of the bytes: a `state` or RelayState echoed back would no
+    # longer be the one the client sent, and a username would be prefilled with junk.
+    response = browser.client.get(url)
+    assert response.status_code == 400
+    expected = (
+        "The address of this page contains characters that could not be read."
+        if "lang=en" in url
+        else "L'indirizzo di questa pagina contiene caratteri non leggibili."
+    )
+    assert expected in html.unescape(response.get_data(as_text=True))
+
+
+def test_a_query_string_in_utf8_is_read_whether_escaped_or_sent_as_raw_bytes(browser):
+    assert 'value="José"' in browser.get("/login?login_hint=Jos%C3%A9").text
+    # (a client that does not escape sends the bytes; the WSGI server hands them over as latin-1)
+    raw = "login_hint=" + "José".encode().decode("latin-1")
+    response = browser.client.get("/login", environ_overrides={"QUERY_STRING": raw})
+    assert 'value="José"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("hint", ["%00", "mario%1B%5B31m", "mario%C2%85"])
+def test_a_login_hint_with_control_characters_is_not_prefilled(browser, hint):
+    page = browser.get(f"/login?login_hint={hint}")
+    assert page.status == 200
+    assert 'name="username" value=""' in page.text or 'value=""' in page.text.split('name="username"')[1][:200]

@@ -1067,7 +1067,17 @@ def test_the_secure_flag_follows_the_setting_and_the_scheme(mode, scheme, secure
 
 @pytest.mark.parametrize(
     "header",
-    ["", "varco_lang=en", "varco_lang=en; varco_lang=it", "varco_lang=it; varco_lang=en; b=1", "a=1; b=2; a=3", "=x"],
+    [
+        "",
+        "varco_lang=en",
+        "varco_lang=en; varco_lang=it",
+        "varco_lang=it; varco_lang=en; b=1",
+        "a=1; b=2; a=3",
+        "=x",
+        # The header's bytes as the WSGI server gives them (latin-1 characters): not UTF-8, and UTF-8.
+        "x=\xff; varco_lang=en",
+        "varco_lang=\xc3\xa9",
+    ],
 )
 def test_read_cookies_gives_each_cookie_as_the_framework_does(header):
     # The first value of a cookie sent twice, as request.cookies.get (the view's) gives it.

@@ -57,9 +57,6 @@ class SigningKey:
         cls = RSAKey if self.kind == "RSA" else ECKey
         return cls.import_key(self.private_pem, {"kid": self.kid, "use": "sig", "alg": self.alg})
 
-    def public_jwk(self) -> dict:
-        return self.jwk().as_dict(private=False)
-
 
 class KeyRing:
     def __init__(self, directory: Path, signing: list[SigningKey], secret: bytes) -> None:

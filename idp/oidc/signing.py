@@ -35,4 +35,4 @@ class JoseKeys:
         return KeySet([self._jwk(key) for key in self.keyring.signing])
 
     def public_jwks(self) -> dict[str, list[dict]]:
-        return {"keys": [key.public_jwk() for key in self.keyring.signing]}
+        return {"keys": [self._jwk(key).as_dict(private=False) for key in self.keyring.signing]}

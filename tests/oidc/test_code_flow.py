@@ -28,6 +28,19 @@ def test_jwks_publishes_rsa_and_ec_public_keys_only(browser):
     assert all("d" not in k for k in keys)
 
 
+def test_jwks_requests_do_not_parse_the_private_keys_again(browser, monkeypatch):
+    # Parsing (and validating) an RSA private key costs more than 100 ms of CPU: a JWKS request that
+    # did it each time would let anyone stall a worker with a few requests a second.
+    from idp.keys import SigningKey
+
+    parsed = []
+    jwk = SigningKey.jwk
+    monkeypatch.setattr(SigningKey, "jwk", lambda key: parsed.append(key.kid) or jwk(key))
+    answers = [browser.client.get("/oidc/jwks").get_json() for _ in range(5)]
+    assert answers[0]["keys"] and all(answer == answers[0] for answer in answers)
+    assert len(parsed) == len(set(parsed)) <= len(answers[0]["keys"])
+
+
 def test_logged_in_person_gets_a_code_with_state_and_issuer(logged_in, confidential):
     _, challenge = pkce()
     params = get_code(logged_in, challenge)

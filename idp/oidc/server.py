@@ -8,8 +8,9 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Response, request
 from flask import json as flask_json
@@ -74,6 +75,33 @@ class VarcoAuthorizationServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> Any:
         return self.op.clients.get(client_id)
+
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """Authlib's, with RFC 6749 2.3's rule that a client uses one authentication method per
+        request: Authlib takes the first method that succeeds and ignores the others, even when
+        they name another client or carry a wrong secret. Its invalid_client description (the
+        methods as a Python list) is replaced by the plain one RFC 6749 5.2 suggests."""
+        form = request.form
+        authorization = request.headers.get("Authorization") or ""
+        basic = authorization[:6].lower() == "basic "
+        used = [
+            method
+            for method, present in (
+                ("client_secret_basic", basic),
+                ("client_secret_post", "client_secret" in form),
+                ("private_key_jwt", "client_assertion" in form or "client_assertion_type" in form),
+            )
+            if present
+        ]
+        if len(used) > 1:
+            raise InvalidRequestError(f"one client authentication method per request, not {' and '.join(used)}")
+        if basic and "client_id" in form and extract_basic_authorization(request.headers)[0] != form["client_id"]:
+            raise InvalidRequestError("client_id does not match the client's credentials")
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            error.description = "client authentication failed: unknown client, wrong credentials or method"
+            raise
 
     def save_token(self, token: dict, request: Any) -> None:
         pass  # the token generator stores what it issues (tokens.TokenService.generate)

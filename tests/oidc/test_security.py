@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from joserfc import jwt
@@ -134,6 +136,41 @@ def test_unknown_grant_type_is_unsupported(logged_in, confidential):
 def test_wrong_client_secret_is_invalid_client(logged_in, confidential):
     response = token_request(logged_in.client, {"grant_type": "client_credentials"}, auth=("webapp", "x" * 43))
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("endpoint", ["token", "introspection", "revocation"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_secret": "x" * 43},  # a wrong secret beside the right one
+        {"client_id": "svc", "client_secret": "SECRET"},  # the same secret, twice
+        {"client_id": "other"},  # Basic names one client, the body another
+        {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": "x"},
+    ],
+)
+def test_one_client_authentication_method_per_request(logged_in, register, endpoint, body):
+    # RFC 6749 2.3: a client MUST NOT use more than one authentication method in a request. Authlib
+    # alone takes the first that succeeds (here the right Basic credentials) and ignores the rest.
+    _, secret = register("svc", grant_types=("client_credentials",), scopes=("profile",), redirect_uris=())
+    register("other")
+    form = {"grant_type": "client_credentials"} if endpoint == "token" else {"token": "t" * 20}
+    form.update({name: secret if value == "SECRET" else value for name, value in body.items()})
+    discovery = logged_in.client.get("/.well-known/openid-configuration").get_json()
+    url = urlsplit(discovery[f"{endpoint}_endpoint"]).path
+    basic = {"Authorization": "Basic " + base64.b64encode(f"svc:{secret}".encode()).decode()}
+    response = logged_in.client.post(url, data=form, headers=basic)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "invalid_request"
+    # The Basic credentials alone are accepted.
+    plain = {name: value for name, value in form.items() if name not in body}
+    accepted = logged_in.client.post(url, data=plain, headers=basic)
+    assert accepted.status_code == 200, accepted.get_json()
+
+
+def test_invalid_client_says_so_plainly(logged_in, confidential):
+    response = token_request(logged_in.client, {"grant_type": "client_credentials"}, auth=("nobody", "x" * 43))
+    description = response.get_json()["error_description"]
+    assert response.status_code == 401 and "[" not in description and "client authentication failed" in description
 
 
 def exchange(client, code, verifier, secret):

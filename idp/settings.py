@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -185,23 +186,44 @@ ALIASES = {
 }
 
 
-# Bounds that keep a typo from letting each login take gigabytes, minutes or a thread per request.
-# The largest memory is RFC 9106's first recommended option (4: 2 GiB); the hashing threads per
-# process are bounded in the same spirit (one per core is enough: see passwords.concurrent_hashes).
-PASSWORD_LIMITS = (
-    ("argon2_memory_kib", 8, 2 * 1024 * 1024),
-    ("argon2_time_cost", 1, 64),
-    ("argon2_parallelism", 1, 64),
-    ("concurrent_hashes", 1, 64),
-)
-OIDC_LIMITS = (
-    ("access_token_seconds", 60, 86400),
-    ("id_token_seconds", 60, 86400),
-    ("client_credentials_token_seconds", 60, 86400),
-    ("refresh_token_days", 1, 365),
+# The range of every whole-number setting: a typo (a sign, a digit too many) stops start-up instead
+# of letting each login take gigabytes or minutes, a thread per request, or a limit that refuses
+# everything. The largest argon2 memory is RFC 9106's first recommended option (2 GiB); the hashing
+# threads per process are bounded in the same spirit (one per core is enough).
+LIMITS: dict[str, tuple[int, int]] = {
+    "server.trusted_proxies": (0, 10),
+    "server.max_request_kib": (16, 100 * 1024),
+    "database.pool_size": (1, 1000),
+    "passwords.argon2_memory_kib": (8, 2 * 1024 * 1024),
+    "passwords.argon2_time_cost": (1, 64),
+    "passwords.argon2_parallelism": (1, 64),
+    "passwords.concurrent_hashes": (1, 64),
+    "passwords.min_length": (8, 1024),
+    "passwords.max_length": (64, 4096),
+    "passwords.expiry_days": (0, 3650),  # 0: passwords do not expire
+    "passwords.reminder_days": (0, 365),
+    "sessions.lifetime_minutes": (1, 366 * 24 * 60),
+    "sessions.remember_days": (1, 400),  # browsers keep a cookie at most 400 days
+    "sessions.flow_ttl_minutes": (1, 24 * 60),
+    "login.max_identifier_length": (32, 1024),
+    "login.failed_attempts_per_account": (1, 1000),
+    "login.failed_window_minutes": (1, 7 * 24 * 60),
+    "login.person_code_start": (1, 10**15),
+    "mfa.freshness_hours": (1, 366 * 24),
+    "mfa.spid_waiver_days": (1, 3650),
+    "mfa.deactivation_hours": (1, 30 * 24),
+    "mfa.max_wrong_codes_per_flow": (1, 100),
+    "mfa.max_failures_per_account_hour": (1, 100_000),
+    "oidc.access_token_seconds": (60, 86400),
+    "oidc.id_token_seconds": (60, 86400),
+    "oidc.client_credentials_token_seconds": (60, 86400),
+    "oidc.refresh_token_days": (1, 365),
     # RFC 8628 3.2: long enough to walk to a device and type the code, short enough to be useless later.
-    ("device_code_seconds", 60, 1800),
-)
+    "oidc.device_code_seconds": (60, 1800),
+}
+# Environment variables of the VARCO_ prefix that are not settings.
+NOT_SETTINGS = {"VARCO_HOME", "VARCO_DEBUG", "VARCO_TEST_DATABASE_URL", "VARCO_TEST_REDIS_URL"}
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def load_settings(
@@ -217,6 +239,7 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{config_file}: not valid TOML ({exc}); fix the file or remove it") from exc
     sections = {f.name: f for f in dataclasses.fields(Settings) if f.name != "home"}
+    _refuse_unknown_variables(environ, sections)
     for name, value in raw.items():
         if name not in sections:
             raise SettingsError(f"[{name}] in {config_file}: unknown section; known: {', '.join(sections)}")
@@ -245,6 +268,19 @@ def load_settings(
     return settings
 
 
+def _refuse_unknown_variables(environ: typing.Mapping[str, str], sections: dict[str, typing.Any]) -> None:
+    """A VARCO_<SECTION>_... variable that names no setting is a typo (as an unknown key in the TOML
+    file is): taken silently, it would leave the setting it meant at its default."""
+    hints = typing.get_type_hints(Settings)
+    known = set(ALIASES) | NOT_SETTINGS
+    for name in sections:
+        known |= {f"VARCO_{name.upper()}_{f.name.upper()}" for f in dataclasses.fields(hints[name])}
+    for variable in environ:
+        section = next((name for name in sections if variable.startswith(f"VARCO_{name.upper()}_")), None)
+        if section is not None and variable not in known:
+            raise SettingsError(f"{variable}: no such setting in [{section}]; see config/varco.example.toml")
+
+
 def _build_section(section: str, section_type: type, values: dict[str, typing.Any]) -> typing.Any:
     hints = typing.get_type_hints(section_type)
     converted = {key: _convert(f"{section}.{key}", hints[key], value) for key, value in values.items()}
@@ -260,12 +296,13 @@ def _convert(name: str, target: typing.Any, value: typing.Any) -> typing.Any:
             return value.lower() in {"1", "true", "yes", "on"}
         raise SettingsError(f"{name}: expected true or false, got {value!r}")
     if target is int:
-        if isinstance(value, bool):
-            raise SettingsError(f"{name}: expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
+        # A TOML integer, or ASCII digits from the environment: int() alone would also take 19456.9
+        # (cut to 19456), "1_9456", other scripts' digits, and raise OverflowError for inf.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value.strip()):
+            return int(value.strip())
+        raise SettingsError(f"{name}: expected a whole number, got {value!r}")
     if target is str:
         if not isinstance(value, str):
             raise SettingsError(f"{name}: expected a string, got {value!r}")
@@ -278,42 +315,77 @@ def _convert(name: str, target: typing.Any, value: typing.Any) -> typing.Any:
     raise SettingsError(f"{name}: unsupported setting type {target!r}")
 
 
+def shown_url(url: str) -> str:
+    """`url` with its password hidden, for a message."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+
+
+def _url_parts(setting: str, url: str, fix: str) -> typing.Any:
+    """The parts of `url`, its port read (an invalid one raises there); SettingsError if it cannot be."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - read for its check
+    except ValueError as exc:
+        raise SettingsError(f"{setting}: {shown_url(url)!r} is not a valid URL ({exc}); {fix}") from None
+    return parts
+
+
 def _validate(settings: Settings) -> None:
-    issuer = urlsplit(settings.server.issuer)
-    if issuer.scheme not in {"http", "https"} or not issuer.netloc or issuer.query or issuer.fragment:
+    fix_issuer = "set VARCO_ISSUER=https://idp.example.edu"
+    issuer = _url_parts("server.issuer", settings.server.issuer, fix_issuer)
+    if issuer.scheme not in {"http", "https"} or not issuer.hostname or issuer.query or issuer.fragment:
         raise SettingsError(
-            f"server.issuer: {settings.server.issuer!r} is not an http(s) URL without query or fragment; "
-            "set VARCO_ISSUER=https://idp.example.edu"
+            f"server.issuer: {settings.server.issuer!r} is not an http(s) URL without query or fragment; {fix_issuer}"
         )
-    db = settings.database_url
-    if not (db.startswith("sqlite:") or db.startswith("postgresql")):
-        raise SettingsError(
-            f"database.url: {db!r} is neither sqlite:/// nor postgresql+psycopg://; fix VARCO_DATABASE_URL"
-        )
-    if settings.redis.url and urlsplit(settings.redis.url).scheme not in {"redis", "rediss", "unix"}:
-        raise SettingsError(
-            f"redis.url: {settings.redis.url!r} must start with redis:// or rediss://; fix VARCO_REDIS_URL"
-        )
-    if settings.smtp.url and urlsplit(settings.smtp.url).scheme not in {"smtp", "smtps"}:
-        raise SettingsError(
-            f"smtp.url: {settings.smtp.url!r} must be smtp://host:port or smtps://...; fix VARCO_SMTP_URL"
-        )
+    _validate_database_url(settings.database_url)
+    if settings.redis.url:
+        redis = _url_parts("redis.url", settings.redis.url, "fix VARCO_REDIS_URL")
+        if redis.scheme not in {"redis", "rediss", "unix"}:
+            raise SettingsError(
+                f"redis.url: {shown_url(settings.redis.url)!r} must start with redis:// or rediss://; "
+                "fix VARCO_REDIS_URL"
+            )
+    if settings.smtp.url:
+        smtp = _url_parts("smtp.url", settings.smtp.url, "fix VARCO_SMTP_URL")
+        if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:
+            raise SettingsError(
+                f"smtp.url: {shown_url(settings.smtp.url)!r} must be smtp://host:port or smtps://...; "
+                "fix VARCO_SMTP_URL"
+            )
+    for setting, (low, high) in LIMITS.items():
+        section, key = setting.split(".")
+        if not low <= getattr(getattr(settings, section), key) <= high:
+            raise SettingsError(f"{setting} must be between {low} and {high}")
+    organization = settings.organization
+    if not organization.name.strip() or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in organization.name):
+        raise SettingsError("organization.name must be the organisation's name, without control characters")
+    if organization.helpdesk_url:
+        helpdesk = _url_parts("organization.helpdesk_url", organization.helpdesk_url, "give an https:// address")
+        if helpdesk.scheme not in {"http", "https"} or not helpdesk.hostname:
+            raise SettingsError("organization.helpdesk_url must be an http(s) address (it is a link on every page)")
+    if settings.mfa.sms_gateway_url:
+        from idp.mfa.sms import HttpSmsGateway
+
+        try:
+            HttpSmsGateway(settings.mfa.sms_gateway_url, settings.mfa.sms_gateway_template)
+        except ValueError as exc:
+            raise SettingsError(f"mfa.sms_gateway_url / mfa.sms_gateway_template: {exc}") from None
     p = settings.passwords
-    for key, low, high in PASSWORD_LIMITS:
-        if not low <= getattr(p, key) <= high:
-            raise SettingsError(f"passwords.{key} must be between {low} and {high}")
     if p.argon2_memory_kib < 8 * p.argon2_parallelism:
         raise SettingsError("passwords.argon2_memory_kib must be at least 8 KiB per lane (argon2_parallelism)")
     # NIST SP 800-63B 3.1.1.2: at least 8 characters; at least 64 must be accepted.
-    if p.min_length < 8 or p.max_length < 64 or p.max_length < p.min_length:
-        raise SettingsError("passwords.min_length must be >= 8 and passwords.max_length >= 64 (NIST SP 800-63B)")
+    if p.max_length < p.min_length:
+        raise SettingsError("passwords.max_length must be at least passwords.min_length (NIST SP 800-63B: 8 and 64)")
     if p.reminder_days >= p.expiry_days > 0:
         raise SettingsError("passwords.reminder_days must be smaller than passwords.expiry_days")
     if settings.sessions.cookie_secure not in {"auto", "always", "never"}:
         raise SettingsError(f"sessions.cookie_secure: {settings.sessions.cookie_secure!r}; use auto, always or never")
-    for key in ("lifetime_minutes", "remember_days", "flow_ttl_minutes"):
-        if getattr(settings.sessions, key) < 1:
-            raise SettingsError(f"sessions.{key} must be at least 1")
     known = {"student", "staff", "guest", "service"}
     for key in ("required_populations", "first_login_populations"):
         unknown = set(getattr(settings.mfa, key)) - known
@@ -321,16 +393,27 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(
                 f"mfa.{key}: unknown population {', '.join(sorted(unknown))}; use {', '.join(sorted(known))}"
             )
-    for key in ("freshness_hours", "spid_waiver_days", "deactivation_hours", "max_wrong_codes_per_flow"):
-        if getattr(settings.mfa, key) < 1:
-            raise SettingsError(f"mfa.{key} must be at least 1")
     if set(settings.federation.mock_brokers) - {"spid", "cie", "eidas"}:
         raise SettingsError("federation.mock_brokers: use any of spid, cie, eidas")
     if not settings.i18n.locales or settings.i18n.default_locale not in settings.i18n.locales:
         raise SettingsError(f"i18n.default_locale {settings.i18n.default_locale!r} must be one of i18n.locales")
-    for key, low, high in OIDC_LIMITS:
-        if not low <= getattr(settings.oidc, key) <= high:
-            raise SettingsError(f"oidc.{key} must be between {low} and {high}")
     unsupported = set(settings.i18n.locales) - {"it", "en"}
     if unsupported:
         raise SettingsError(f"i18n.locales: no translation for {', '.join(sorted(unsupported))}; use it and en")
+
+
+def _validate_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    fix = "fix VARCO_DATABASE_URL (sqlite:///path or postgresql+psycopg://user@host/db)"
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - read for its check
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"database.url: {shown_url(url)!r} is not a database URL; {fix}") from None
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise SettingsError(f"database.url: {parsed.render_as_string()!r} is neither sqlite nor postgresql; {fix}")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in {"psycopg", "postgresql"}:
+        # postgresql:// alone is psycopg2 for SQLAlchemy, which Varco does not install.
+        raise SettingsError(f"database.url: {parsed.render_as_string()!r}: use postgresql+psycopg://; {fix}")

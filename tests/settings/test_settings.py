@@ -77,6 +77,37 @@ def test_environment_overrides_the_file(tmp_path):
         ({"VARCO_SESSIONS_COOKIE_SECURE": "sometimes"}, "sessions.cookie_secure"),
         ({"VARCO_SERVER_METRICS_OPEN": "perhaps"}, "server.metrics_open"),
         ({"VARCO_I18N_DEFAULT_LOCALE": "fr"}, "i18n.default_locale"),
+        # Every whole number has its range: a sign or a digit too many stops start-up.
+        ({"VARCO_SERVER_TRUSTED_PROXIES": "-3"}, "server.trusted_proxies must be between 0 and 10"),
+        ({"VARCO_SERVER_MAX_REQUEST_KIB": "-1"}, "server.max_request_kib"),
+        ({"VARCO_DATABASE_POOL_SIZE": "0"}, "database.pool_size"),
+        ({"VARCO_DATABASE_POOL_SIZE": "10000000000000000000000"}, "database.pool_size"),
+        ({"VARCO_LOGIN_FAILED_ATTEMPTS_PER_ACCOUNT": "0"}, "login.failed_attempts_per_account"),
+        ({"VARCO_LOGIN_FAILED_WINDOW_MINUTES": "-5"}, "login.failed_window_minutes"),
+        ({"VARCO_LOGIN_MAX_IDENTIFIER_LENGTH": "0"}, "login.max_identifier_length"),
+        ({"VARCO_LOGIN_PERSON_CODE_START": "-1"}, "login.person_code_start"),
+        ({"VARCO_MFA_MAX_FAILURES_PER_ACCOUNT_HOUR": "0"}, "mfa.max_failures_per_account_hour"),
+        ({"VARCO_PASSWORDS_REMINDER_DAYS": "-1"}, "passwords.reminder_days"),
+        # Whole numbers are ASCII digits: not other scripts' digits, not Python's underscores.
+        ({"VARCO_PASSWORDS_ARGON2_MEMORY_KIB": "\u0661\u0669\u0664\u0665\u0666"}, "passwords.argon2_memory_kib"),
+        ({"VARCO_PASSWORDS_ARGON2_MEMORY_KIB": "1_9456"}, "passwords.argon2_memory_kib"),
+        # URLs that cannot be parsed are named, not a traceback.
+        ({"VARCO_ISSUER": "https://[::1"}, "server.issuer"),
+        ({"VARCO_ISSUER": "https://idp.example.it:99999"}, "server.issuer"),
+        ({"VARCO_REDIS_URL": "redis://:p@[::1"}, "redis.url"),
+        ({"VARCO_SMTP_URL": "smtp://[x"}, "smtp.url"),
+        ({"VARCO_DATABASE_URL": "postgresqlgarbage"}, "database.url"),
+        ({"VARCO_DATABASE_URL": "sqlite:garbage"}, "database.url"),
+        ({"VARCO_MFA_SMS_GATEWAY_URL": "garbage"}, "mfa.sms_gateway_url"),
+        (
+            {"VARCO_MFA_SMS_GATEWAY_URL": "https://sms.example.it/send", "VARCO_MFA_SMS_GATEWAY_TEMPLATE": "{bad"},
+            "mfa.sms_gateway_template",
+        ),
+        ({"VARCO_ORGANIZATION_NAME": " "}, "organization.name"),
+        ({"VARCO_ORGANIZATION_HELPDESK_URL": "javascript:alert(1)"}, "organization.helpdesk_url"),
+        # A variable that names no setting is a typo, as an unknown key in the file is.
+        ({"VARCO_SERVER_BOGUS": "1"}, "VARCO_SERVER_BOGUS"),
+        ({"VARCO_PASSWORDS_EXPIRY_DAYZ": "3"}, "VARCO_PASSWORDS_EXPIRY_DAYZ"),
     ],
 )
 def test_bad_values_name_the_setting(tmp_path, environ, named):
@@ -94,3 +125,46 @@ def test_broken_toml_is_refused_with_the_file_named(tmp_path):
     write_config(tmp_path, "[passwords\n")
     with pytest.raises(SettingsError, match="varco.toml"):
         load_settings(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "19456.9", '"19456x"', "true"])
+def test_a_whole_number_in_the_file_is_a_toml_integer(tmp_path, value):
+    # int() alone cut 19456.9 to 19456 without a word, and raised OverflowError for inf.
+    write_config(tmp_path, f"[passwords]\nargon2_memory_kib = {value}\n")
+    with pytest.raises(SettingsError, match=r"passwords\.argon2_memory_kib: expected a whole number"):
+        load_settings(tmp_path, environ={})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"VARCO_DATABASE_URL": "mysql://varco:S3cretPW@db/varco"},
+        {"VARCO_DATABASE_URL": "oracle://varco:S3cretPW@db/varco"},
+        {"VARCO_REDIS_URL": "http://:S3cretPW@cache:6379/0"},
+        {"VARCO_REDIS_URL": "redis://:S3cretPW@[::1"},
+        {"VARCO_SMTP_URL": "http://mailer:S3cretPW@mail.example.it"},
+    ],
+)
+def test_a_refused_url_is_named_without_its_password(tmp_path, environ):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(tmp_path, environ=environ)
+    assert "S3cretPW" not in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_settings_ranges_hold_the_defaults_and_name_real_settings():
+    import dataclasses
+
+    from idp.settings import LIMITS, Settings
+
+    defaults = Settings()
+    for setting, (low, high) in LIMITS.items():
+        section, key = setting.split(".")
+        assert low <= getattr(getattr(defaults, section), key) <= high, setting
+    whole_numbers = {
+        f"{section.name}.{f.name}"
+        for section in dataclasses.fields(Settings)
+        if dataclasses.is_dataclass(section.default_factory)
+        for f in dataclasses.fields(section.default_factory)
+        if f.type in (int, "int")
+    }
+    assert whole_numbers == set(LIMITS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,11 +16,11 @@ import click
 from idp.accounts.identifiers import InvalidInput, check_text
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
-from idp.keys import KeyRing, KeysMissing, init_keys
+from idp.keys import KeyRing, KeysUnusable, init_keys
 from idp.oidc.cli import clients
 from idp.saml.cli import sps
 from idp.settings import Settings, SettingsError, load_settings
-from idp.store.db import Database, DatabaseUnavailable
+from idp.store.db import Database, DatabaseUnavailable, SQLAlchemyError
 from idp.store.ephemeral import EphemeralUnavailable
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "varco.example.toml"
@@ -26,6 +28,26 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "varco.exam
 
 class Failed(click.ClickException):
     exit_code = 1
+
+    def format_message(self) -> str:
+        return one_line(self.message)
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: a driver's message (psycopg's has a hint on a line of its own) may not be."""
+    return " ".join(str(text).split())
+
+
+def store_failure(exc: Exception) -> str:
+    """What a store's failure means to the operator, with the fix when there is one."""
+    text = one_line(str(exc))
+    if "no such table" in text or "UndefinedTable" in type(getattr(exc, "orig", None)).__name__ or (
+        "relation" in text and "does not exist" in text
+    ):
+        return "the database has no Varco tables yet: run `varco init` (or `varco db upgrade`)"
+    if "file is not a database" in text:
+        return "the database file is not an SQLite database (damaged or another file): restore it from a backup"
+    return f"a store is unavailable: {text}"
 
 
 class Context:
@@ -48,10 +70,15 @@ class Context:
         if self._services is None:
             from idp.app import build_services
 
+            settings = self.settings
+            if settings.database_url.startswith("sqlite:"):
+                path = Path(settings.database_url.split("///", 1)[-1])
+                if not path.exists():  # (a typo in VARCO_HOME would otherwise create one)
+                    raise Failed(f"no database at {path}: run `varco init` in the instance folder (VARCO_HOME)")
             try:
-                self._services = build_services(self.settings)
-            except KeysMissing as exc:
-                raise Failed(f"{exc} (or `varco init`)") from exc
+                self._services = build_services(settings)
+            except KeysUnusable as exc:
+                raise Failed(str(exc)) from exc
         return self._services
 
 
@@ -62,10 +89,10 @@ class VarcoGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Python reads arguments that are not UTF-8 with surrogateescape; nothing Varco stores
         # or compares can hold them, so they stop here (exit 2) rather than deep in a store.
-        for arg in args:
+        for position, arg in enumerate(args, start=1):
             if not _is_utf8(arg):
-                shown = arg.encode("utf-8", "backslashreplace").decode()
-                raise click.UsageError(f"argument {shown!r} is not valid UTF-8")
+                shown = arg.encode("utf-8", "surrogateescape")
+                raise click.UsageError(f"argument {position} ({shown!r}) is not valid UTF-8")
         return super().parse_args(ctx, args)
 
 
@@ -82,11 +109,26 @@ cli.add_command(sps)  # `varco sps ...` (idp/saml/cli.py)
 
 
 def main() -> None:
+    """The command, with what escapes a command reported in one line (exit 1), not a traceback;
+    VARCO_DEBUG=1 shows the traceback of an unexpected failure."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         cli(standalone_mode=True)
-    except (DatabaseUnavailable, EphemeralUnavailable) as exc:
-        click.echo(f"Error: a store is unavailable: {exc}", err=True)
-        sys.exit(1)
+    except (DatabaseUnavailable, EphemeralUnavailable, SQLAlchemyError) as exc:
+        fail(store_failure(exc))
+    except OSError as exc:  # VARCO_HOME, config/ or keys/ not what they must be
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(f"cannot use{where}: {exc.strerror or exc}; check VARCO_HOME and the instance's files")
+    except Exception as exc:
+        if os.environ.get("VARCO_DEBUG"):
+            raise
+        fail(f"unexpected failure ({type(exc).__name__}: {exc}); run again with VARCO_DEBUG=1 for the details")
+
+
+def fail(message: str) -> None:
+    click.echo(f"Error: {one_line(message)}", err=True)
+    sys.exit(1)
 
 
 def emit(data: Any, as_json: bool) -> None:
@@ -105,9 +147,12 @@ def emit(data: Any, as_json: bool) -> None:
 def initialise(settings: Settings) -> list[str]:
     done: list[str] = []
     settings.config_file.parent.mkdir(parents=True, exist_ok=True)
-    (settings.home / "var").mkdir(parents=True, exist_ok=True)
+    # Only Varco's user reads the instance's data (the database holds password hashes and encrypted
+    # secrets; the configuration may hold the SMTP password and the SMS gateway's token).
+    (settings.home / "var").mkdir(mode=0o700, parents=True, exist_ok=True)
     if not settings.config_file.exists():
         shutil.copyfile(EXAMPLE_CONFIG, settings.config_file)
+        settings.config_file.chmod(0o600)
         done.append(f"wrote {settings.config_file}")
     done += [f"created {item}" for item in init_keys(settings.keys_dir, settings.organization.name)]
     Database(settings.database_url).upgrade()
@@ -122,8 +167,10 @@ def init(ctx: Context) -> None:
     try:
         for line in initialise(ctx.settings):
             click.echo(line)
-    except DatabaseUnavailable as exc:
-        raise Failed(f"database unavailable: {exc}") from exc
+    except KeysUnusable as exc:
+        raise Failed(str(exc)) from exc
+    except (DatabaseUnavailable, SQLAlchemyError) as exc:
+        raise Failed(f"database: {store_failure(exc)}") from exc
 
 
 @cli.group()
@@ -135,7 +182,14 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Apply migrations."""
-    Database(ctx.settings.database_url).upgrade()
+    from alembic.util import CommandError
+
+    try:
+        Database(ctx.settings.database_url).upgrade()
+    except CommandError as exc:  # e.g. a database migrated by a newer Varco
+        raise Failed(f"cannot migrate the database: {exc}") from exc
+    except (DatabaseUnavailable, SQLAlchemyError) as exc:
+        raise Failed(f"database: {store_failure(exc)}") from exc
     click.echo("database schema is up to date")
 
 
@@ -152,8 +206,8 @@ def serve(ctx: Context, host: str, port: int) -> None:
 
     try:
         app = create_app(ctx.settings)
-    except KeysMissing as exc:
-        raise Failed(f"{exc} (or `varco init`)") from exc
+    except KeysUnusable as exc:
+        raise Failed(str(exc)) from exc
     except ClientError as exc:  # a client file in config/clients/ (the message names it)
         raise Failed(str(exc)) from exc
     run_simple(host, port, app, threaded=True, use_reloader=False)
@@ -204,7 +258,10 @@ def keys() -> None:
 @pass_ctx
 def keys_init(ctx: Context) -> None:
     """Generate the keys that are missing (RSA 3072, EC P-256, secret-encryption key)."""
-    created = init_keys(ctx.settings.keys_dir, ctx.settings.organization.name)
+    try:
+        created = init_keys(ctx.settings.keys_dir, ctx.settings.organization.name)
+    except KeysUnusable as exc:
+        raise Failed(str(exc)) from exc
     for item in created or ["all keys already present"]:
         click.echo(item)
 
@@ -216,7 +273,7 @@ def keys_list(ctx: Context, as_json: bool) -> None:
     """List signing keys."""
     try:
         ring = KeyRing.load(ctx.settings.keys_dir)
-    except KeysMissing as exc:
+    except KeysUnusable as exc:
         raise Failed(str(exc)) from exc
     rows = [
         {"kid": k.kid, "kind": k.kind, "alg": k.alg, "status": k.status, "created": k.created} for k in ring.signing
@@ -228,6 +285,13 @@ def keys_list(ctx: Context, as_json: bool) -> None:
 @cli.group()
 def users() -> None:
     """Accounts."""
+
+
+def utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A stored time with its zone: SQLite gives back UTC times without one."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
 
 
 def account_view(account: Any, services: Any) -> dict[str, Any]:
@@ -246,10 +310,10 @@ def account_view(account: Any, services: Any) -> dict[str, Any]:
         "status": account.status,
         "password_set": account.password_hash is not None,
         "password_must_change": account.password_must_change,
-        "password_expires_at": services.accounts.password_expires_at(account),
+        "password_expires_at": utc(services.accounts.password_expires_at(account)),
         "login_count": account.login_count,
-        "last_login_at": account.last_login_at,
-        "created_at": account.created_at,
+        "last_login_at": utc(account.last_login_at),
+        "created_at": utc(account.created_at),
     }
 
 
@@ -303,8 +367,7 @@ def account_errors(fn):  # type: ignore[no-untyped-def]
         try:
             return fn(*args, **kwargs)
         except InvalidInput as exc:
-            hint = f"--{exc.field.replace('_', '-')}"
-            raise click.BadParameter(input_message(exc.message), param_hint=hint) from exc
+            raise click.BadParameter(input_message(exc.message), param_hint=param_hint(exc.field)) from exc
         except PasswordRejected as exc:
             raise click.BadParameter(
                 f"password refused: {exc.reason.replace('_', ' ')}", param_hint="--password-stdin"
@@ -312,9 +375,17 @@ def account_errors(fn):  # type: ignore[no-untyped-def]
         except AccountError as exc:
             raise Failed(str(exc)) from exc
         except (DatabaseUnavailable, EphemeralUnavailable) as exc:
-            raise Failed(f"store unavailable: {exc}") from exc
+            raise Failed(store_failure(exc)) from exc
 
     return wrapper
+
+
+def param_hint(field: str) -> str:
+    """How the command being run names `field`: USERNAME for an argument, --email for an option."""
+    for param in click.get_current_context().command.params:
+        if param.name == field:
+            return param.human_readable_name if isinstance(param, click.Argument) else param.opts[0]
+    return f"--{field.replace('_', '-')}"
 
 
 @users.command("add")
@@ -365,11 +436,16 @@ def users_show(ctx: Context, username: str, as_json: bool) -> None:
 
 @users.command("list")
 @click.option("--population", type=click.Choice(POPULATIONS))
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @account_errors
-def users_list(ctx: Context, population: str | None, as_json: bool) -> None:
-    """List accounts."""
+def users_list(ctx: Context, population: str | None, limit: int, as_json: bool) -> None:
+    """List accounts, by username."""
+    accounts = ctx.services.accounts.list(population, limit=limit + 1)
+    if len(accounts) > limit:
+        accounts = accounts[:limit]
+        click.echo(f"(the first {limit} accounts only: use --limit to see more)", err=True)
     rows = [
         {
             "username": a.username,
@@ -378,7 +454,7 @@ def users_list(ctx: Context, population: str | None, as_json: bool) -> None:
             "population": a.population,
             "status": a.status,
         }
-        for a in ctx.services.accounts.list(population)
+        for a in accounts
     ]
     emit(rows, as_json)
 
@@ -435,12 +511,12 @@ def users_reset_2fa(ctx: Context, username: str) -> None:
 
 @users.command("set-personal-email")
 @click.argument("username")
-@click.argument("email")
+@click.argument("personal_email", metavar="EMAIL")
 @pass_ctx
 @account_errors
-def users_set_personal_email(ctx: Context, username: str, email: str) -> None:
+def users_set_personal_email(ctx: Context, username: str, personal_email: str) -> None:
     """Set the personal e-mail used for password reset and 2FA deactivation (seed 001)."""
-    account = ctx.services.accounts.set_personal_email(username, email, actor="cli")
+    account = ctx.services.accounts.set_personal_email(username, personal_email, actor="cli")
     click.echo(f"{account.username}: personal e-mail set")
 
 

@@ -14,7 +14,9 @@ import base64
 import datetime as dt
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey, RSAKey
 
+log = logging.getLogger("varco")
+
 
 def same_text(a: str, b: str) -> bool:
     """Whether two strings (MACs, secrets, codes) are equal, in constant time. hmac.compare_digest
@@ -36,7 +40,11 @@ def same_text(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
-class KeysMissing(Exception):
+class KeysUnusable(Exception):
+    """The keys directory cannot be used as it is; the message says what is wrong and what to do."""
+
+
+class KeysMissing(KeysUnusable):
     """`keys/` has no usable keys; `varco keys init` creates them."""
 
 
@@ -86,25 +94,93 @@ class KeyRing:
 
     @classmethod
     def load(cls, directory: Path) -> KeyRing:
+        """The keys in `directory`, each checked (KeysBroken names the first that is not usable):
+        the manifest, every key file it lists, and the secret's length. Reading a key whose file
+        was damaged would otherwise fail at the first request that signs with it."""
         manifest_path = directory / "manifest.json"
         secret_path = directory / "secret.key"
-        if not manifest_path.exists() or not secret_path.exists():
-            raise KeysMissing(f"no keys in {directory}; run `varco keys init`")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        signing = []
-        for entry in manifest["keys"]:
-            cert = directory / f"{entry['kid']}.crt"
-            signing.append(
-                SigningKey(
-                    kid=entry["kid"],
-                    kind=entry["kind"],
-                    created=entry["created"],
-                    status=entry["status"],
-                    private_pem=(directory / f"{entry['kid']}.pem").read_bytes(),
-                    certificate_pem=cert.read_bytes() if cert.exists() else None,
-                )
-            )
-        return cls(directory, signing, base64.b64decode(secret_path.read_bytes()))
+        try:
+            if not manifest_path.exists() or not secret_path.exists():
+                raise KeysMissing(f"no keys in {directory}; run `varco keys init`")
+            signing = [_load_signing_key(directory, entry) for entry in read_manifest(manifest_path)]
+            secret = _load_secret(secret_path)
+        except OSError as exc:
+            raise KeysBroken(f"{directory}: cannot read the keys ({exc.strerror or exc})") from exc
+        for kind in ("RSA", "EC"):
+            if not any(key.kind == kind and key.status == "active" for key in signing):
+                raise KeysBroken(f"{manifest_path}: no active {kind} signing key; run `varco keys init`")
+        exposed = [path.name for path in (secret_path, *directory.glob("*.pem")) if path.stat().st_mode & 0o077]
+        if exposed:
+            log.warning("%s: readable by other users: %s; run `varco keys init` to fix", directory, ", ".join(exposed))
+        return cls(directory, signing, secret)
+
+
+class KeysBroken(KeysUnusable):
+    """A key file is damaged or missing beside a manifest that lists it: restore it from a backup."""
+
+
+MANIFEST_FIELDS = ("kid", "kind", "created", "status")
+SECRET_LENGTH = 32
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """The manifest's entries, each with its fields; KeysBroken if the file is not such a manifest."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KeysBroken(f"{path} is not valid JSON ({exc}); restore it from a backup") from exc
+    entries = manifest.get("keys") if isinstance(manifest, dict) else None
+    if not isinstance(entries, list) or not all(
+        isinstance(entry, dict) and all(isinstance(entry.get(name), str) for name in MANIFEST_FIELDS)
+        for entry in entries
+    ):
+        shape = '{"keys": [{"kid", "kind", "created", "status"}, ...]}'
+        raise KeysBroken(f"{path}: not a key manifest, expected {shape}; restore it from a backup")
+    for entry in entries:
+        if entry["kind"] not in ("RSA", "EC") or entry["status"] not in ("active", "retired"):
+            raise KeysBroken(f"{path}: key {entry['kid']!r} has an unknown kind or status; restore it from a backup")
+        if not KID.fullmatch(entry["kid"]):
+            raise KeysBroken(f"{path}: {entry['kid']!r} is not a key id; restore the manifest from a backup")
+    return entries
+
+
+# A key id is a JWK thumbprint (RFC 7638: base64url of SHA-256); it also names the key's files.
+KID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def _load_signing_key(directory: Path, entry: dict) -> SigningKey:
+    pem_path, cert_path = directory / f"{entry['kid']}.pem", directory / f"{entry['kid']}.crt"
+    if not pem_path.exists():
+        raise KeysBroken(f"{pem_path} is missing (the manifest lists it); restore it from a backup")
+    pem = pem_path.read_bytes()
+    try:
+        # The structure only: the costly check of an RSA key's numbers is made once, when the key
+        # is first used (idp/oidc/signing.py), not by every command that loads the keys.
+        private = serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError) as exc:
+        raise KeysBroken(f"{pem_path} is not a private key ({exc}); restore it from a backup") from exc
+    expected = rsa.RSAPrivateKey if entry["kind"] == "RSA" else ec.EllipticCurvePrivateKey
+    if not isinstance(private, expected):
+        raise KeysBroken(f"{pem_path} is not an {entry['kind']} key, as the manifest says; restore it from a backup")
+    certificate = cert_path.read_bytes() if cert_path.exists() else None
+    if entry["kind"] == "RSA" and entry["status"] == "active":
+        try:
+            if certificate is None or x509.load_pem_x509_certificate(certificate).public_key() != private.public_key():
+                raise ValueError("it is missing, or certifies another key")
+        except ValueError as exc:
+            raise KeysBroken(f"{cert_path}: not the certificate of {pem_path.name} ({exc})") from exc
+    return SigningKey(entry["kid"], entry["kind"], entry["created"], entry["status"], pem, certificate)
+
+
+def _load_secret(path: Path) -> bytes:
+    try:
+        secret = base64.b64decode(path.read_bytes(), validate=True)
+    except ValueError:
+        secret = b""
+    if len(secret) != SECRET_LENGTH:
+        # An empty or short secret would let anyone derive the cookie and encryption keys.
+        raise KeysBroken(f"{path} does not hold a {SECRET_LENGTH}-byte secret in base64; restore it from a backup")
+    return secret
 
 
 def init_keys(directory: Path, common_name: str = "Varco") -> list[str]:
@@ -113,7 +189,7 @@ def init_keys(directory: Path, common_name: str = "Varco") -> list[str]:
     directory.chmod(0o700)
     created: list[str] = []
     manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {"keys": []}
+    manifest = {"keys": read_manifest(manifest_path) if manifest_path.exists() else []}
     kinds = {entry["kind"] for entry in manifest["keys"] if entry["status"] == "active"}
     for kind in ("RSA", "EC"):
         if kind not in kinds:
@@ -125,6 +201,11 @@ def init_keys(directory: Path, common_name: str = "Varco") -> list[str]:
         _write_private(secret_path, base64.b64encode(secrets.token_bytes(32)))
         created.append("secret-encryption key")
     _write_private(manifest_path, json.dumps(manifest, indent=2).encode())
+    for path in directory.iterdir():
+        if path.suffix in (".pem", ".crt", ".key", ".json") and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+            created.append(f"permissions of {path.name} set to 0600")
+    KeyRing.load(directory)  # what is there (new or not) must be usable: KeysBroken otherwise
     return created
 
 
@@ -140,7 +221,10 @@ def _new_signing_key(directory: Path, kind: str, common_name: str) -> dict:
     kid = (RSAKey if kind == "RSA" else ECKey).import_key(pem).thumbprint()
     _write_private(directory / f"{kid}.pem", pem)
     if kind == "RSA":
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        # A common name has at most 64 characters (RFC 5280 ub-common-name; cryptography counts
+        # UTF-8 bytes): a longer organisation name is shortened, as the name is only a label here.
+        label = common_name.strip().encode()[:64].decode(errors="ignore") or "Varco"
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label)])
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)

@@ -48,10 +48,13 @@ class Database:
     def __init__(self, url: str, pool_size: int = 5) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            path = self.engine.url.database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Readable by Varco's user only (password hashes, encrypted secrets); SQLite gives
+                # its -wal and -shm files the same permissions.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(

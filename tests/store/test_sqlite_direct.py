@@ -5,6 +5,7 @@ database cannot be reached."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 
 import pytest
@@ -150,7 +151,7 @@ def test_a_database_locked_beyond_the_busy_timeout_is_an_outage_and_nothing_is_w
 
 def test_a_database_that_cannot_be_opened_is_an_outage(tmp_path):
     database = Database(f"sqlite:///{tmp_path / 'gone' / 'varco.db'}")
-    (tmp_path / "gone").rmdir()  # the folder Database made is gone
+    shutil.rmtree(tmp_path / "gone")  # the folder Database made (and the file it created) are gone
     try:
         with pytest.raises(DatabaseUnavailable, match="sqlite"):
             database.direct(select(literal(1).label("one"))).first({})

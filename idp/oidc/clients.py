@@ -26,6 +26,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import re
 import secrets
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from idp.accounts.identifiers import InvalidInput, check_text
 from idp.keys import same_text
 from idp.oidc.config import (
     AUTH_METHODS,
@@ -47,12 +49,17 @@ from idp.oidc.config import (
     SIGNING_ALGS,
 )
 from idp.oidc.models import OidcClientRecord
+from idp.oidc.rfc7523 import UnusableKeys, check_client_jwks
 from idp.ops.audit import record
 from idp.store.db import Database
 
 log = logging.getLogger("varco.oidc")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+# RFC 1123 2.1: a host name label is letters, digits and hyphens, neither first nor last a hyphen.
+HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+NAME_LENGTH = OidcClientRecord.__table__.c.name.type.length
+SECTOR_LENGTH = OidcClientRecord.__table__.c.sector_identifier.type.length
 
 
 class ClientError(Exception):
@@ -186,6 +193,20 @@ class Client:
         return hosts[0] if hosts else self.client_id
 
 
+def is_host(host: str) -> bool:
+    """A DNS name (RFC 1123 2.1 labels) or an IP address, as `urlsplit(...).hostname` gives it."""
+    if "%" in host:
+        return False  # a percent-escape (or an IPv6 zone) names the same host in a second spelling
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.split(".")
+    # A name whose last label is a number is read by browsers as a (here malformed) IPv4 address.
+    return len(host) <= 253 and all(HOST_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
+
+
 def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -> None:
     """A URI Varco will send people or tokens to, compared exactly (RFC 9700 4.1.3)."""
     if len(uri) > 2000:
@@ -193,7 +214,10 @@ def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -
     # RFC 3986: a URI is printable ASCII; anything else must be percent-encoded (or IDNA in the host).
     if not uri.isascii() or any(ch <= " " or ch == "\x7f" for ch in uri):
         raise ClientError(field_name, f"{uri!r} has spaces, control or non-ASCII characters; percent-encode them")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:  # an unclosed or invalid [IPv6] host
+        raise ClientError(field_name, f"{uri!r} is not a valid URI ({exc})") from None
     if parts.fragment or "#" in uri:
         raise ClientError(field_name, f"{uri!r} must not contain a fragment")  # RFC 6749 3.1.2
     if "@" in parts.netloc:
@@ -201,10 +225,17 @@ def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -
     if "*" in parts.netloc:
         raise ClientError(field_name, f"{uri!r}: no wildcards, such URIs are compared exactly")
     try:
-        parts.port  # noqa: B018 (urlsplit checks the port only when asked for it)
+        port = parts.port  # (urlsplit checks the port only when asked for it)
     except ValueError:
         raise ClientError(field_name, f"{uri!r} has an invalid port") from None
-    if parts.scheme == "https" and parts.hostname:
+    if port == 0:
+        raise ClientError(field_name, f"{uri!r} has an invalid port (0)")
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        # An IPv6 address, and only an IPv6 address, is written in brackets (RFC 3986 3.2.2).
+        if not is_host(host) or parts.netloc.startswith("[") != (":" in host):
+            raise ClientError(field_name, f"{uri!r}: the host must be a DNS name or an IP address")
+    if parts.scheme == "https":
         return
     if parts.scheme == "http" and parts.hostname in {"localhost", "127.0.0.1", "::1"}:
         return  # RFC 8252 7.3 loopback
@@ -213,9 +244,31 @@ def validate_uri(field_name: str, uri: str, allow_custom_scheme: bool = False) -
     raise ClientError(field_name, f"{uri!r} must be https (or http on localhost)")
 
 
+def validate_text(field_name: str, value: str, max_length: int) -> None:
+    """Text shown to people and printed in the CLI's tab-separated rows: no control characters."""
+    try:
+        check_text(field_name, value, max_length, required=False)
+    except InvalidInput as exc:
+        problems = {
+            "too_long": f"longer than {max_length} characters",
+            "bad_encoding": "not valid UTF-8",
+            "control_characters": "has control characters (line breaks, tabs, escapes); use plain text",
+        }
+        raise ClientError(field_name, problems.get(exc.message, exc.message)) from None
+
+
+def validate_sector(sector: str) -> None:
+    """The host whose clients share pairwise subjects (OIDC Core 8.1), as a redirect URI's host would give it."""
+    if len(sector) > SECTOR_LENGTH:
+        raise ClientError("sector_identifier", f"longer than {SECTOR_LENGTH} characters")
+    if not is_host(sector):
+        raise ClientError("sector_identifier", f"{sector!r} is not a host name; give one such as rp.uni.example.it")
+
+
 def validated(new: NewClient) -> dict[str, Any]:
     if not CLIENT_ID.match(new.client_id or ""):
         raise ClientError("client_id", "1-128 characters from letters, digits and . _ : -")
+    validate_text("name", new.name, NAME_LENGTH)
     for grant in new.grant_types:
         if grant not in GRANT_TYPES:
             raise ClientError("grant_type", f"unknown grant type {grant!r}; known: {', '.join(GRANT_TYPES)}")
@@ -230,6 +283,8 @@ def validated(new: NewClient) -> dict[str, Any]:
         validate_uri("post_logout_redirect_uri", uri, allow_custom_scheme=new.public)
     if new.backchannel_logout_uri:
         validate_uri("backchannel_logout_uri", new.backchannel_logout_uri)
+    if new.sector_identifier is not None:
+        validate_sector(new.sector_identifier)
     method = new.token_endpoint_auth_method or (
         "none" if new.public else "private_key_jwt" if new.jwks else "client_secret_basic"
     )
@@ -241,10 +296,17 @@ def validated(new: NewClient) -> dict[str, Any]:
         raise ClientError("grant_type", "client_credentials needs a confidential client")
     if method == "none" and not new.public:
         raise ClientError("token_endpoint_auth_method", "'none' is only for public clients")
-    if method == "private_key_jwt" and not (new.jwks and new.jwks.get("keys")):
+    if method == "private_key_jwt" and not new.jwks:
         raise ClientError("jwks", "private_key_jwt needs the client's public keys (a JWK set)")
+    if new.jwks is not None:
+        try:
+            check_client_jwks(new.jwks)
+        except UnusableKeys as exc:
+            raise ClientError("jwks", str(exc)) from None
     if new.public and new.secret:
         raise ClientError("secret", "public clients have no secret")
+    if new.secret and not method.startswith("client_secret"):
+        raise ClientError("secret", f"{method} clients authenticate with their keys, not a secret; give no secret")
     if new.id_token_signed_response_alg not in SIGNING_ALGS:
         raise ClientError("id_token_signed_response_alg", f"one of {', '.join(SIGNING_ALGS)}")
     if new.access_token_format not in ("opaque", "jwt"):

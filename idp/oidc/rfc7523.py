@@ -10,10 +10,48 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import JWKRegistry, KeySet
 
 from idp.oidc.config import ASSERTION_ALGS, ASSERTION_MAX_AGE
 from idp.oidc.tokens import token_hash
+
+# What a registered key must verify (SIGNING_ALGS), per key type; RFC 7518 3.3: RSA keys of 2048 bits or more.
+REGISTRABLE_KEYS = {"RSA": "RS256", "EC": "ES256"}
+MIN_RSA_BITS = 2048
+
+
+class UnusableKeys(ValueError):
+    """A JWK set a private_key_jwt client may not register; the message says which key and why."""
+
+
+def check_client_jwks(jwks: object) -> None:
+    """The client's public keys (RFC 7517 5): each a public RSA or EC P-256 key that can verify RS256 or
+    ES256 assertions. A private key is refused too: the client must never have sent it anywhere."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise UnusableKeys('not a JWK set: give a JSON object {"keys": [...]} with the client\'s public keys')
+    for number, data in enumerate(keys, 1):
+        if not isinstance(data, dict):
+            raise UnusableKeys(f"key {number} is not a JWK (a JSON object)")
+        try:
+            key = JWKRegistry.import_key(data)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise UnusableKeys(f"key {number} is not a valid JWK ({exc})") from None
+        alg = REGISTRABLE_KEYS.get(key.key_type)
+        if alg is None:
+            raise UnusableKeys(f"key {number} is a {key.key_type!r} key; give RSA (RS256) or EC P-256 (ES256) keys")
+        if key.is_private:
+            raise UnusableKeys(f"key {number} is a private key; register only the client's public keys")
+        if key.key_type == "RSA" and key.public_key.key_size < MIN_RSA_BITS:
+            raise UnusableKeys(f"key {number} is an RSA key shorter than {MIN_RSA_BITS} bits")
+        if key.key_type == "EC" and key.get("crv") != "P-256":
+            raise UnusableKeys(f"key {number} is an EC key on {key.get('crv')}; ES256 needs P-256")
+        try:
+            key.check_use("sig")
+            key.check_key_op("verify")
+            key.check_alg(alg)
+        except JoseError as exc:
+            raise UnusableKeys(f"key {number} cannot verify {alg} signatures ({exc})") from None
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):

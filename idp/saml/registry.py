@@ -9,6 +9,7 @@ a ``varco sps add`` on one node reaches every web node within about a second.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import ipaddress
 import json
 import logging
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 
+from idp.accounts.identifiers import CONTROL_CHARACTERS
 from idp.ops import audit
 from idp.saml.attributes import ATTRIBUTES
 from idp.saml.errors import MalformedMessageError
@@ -37,6 +39,7 @@ VERSION_KEY = "saml:sps:version"
 VERSION_TTL = 10 * 365 * 86400
 CHECK_INTERVAL_SECONDS = 1.0
 FETCH_TIMEOUT_SECONDS = 10
+MAX_ENDPOINT_URL_LENGTH = 2000  # what browsers reliably carry in a form action or a redirect
 
 
 class SpInputError(ValueError):
@@ -123,11 +126,26 @@ def parse_metadata(xml: bytes, policy: SpPolicy) -> ServiceProvider:
         sp = parse_sp_metadata(xml, **policy.as_fields())
     except MalformedMessageError as exc:
         raise SpInputError("metadata", f"not usable SP metadata: {exc}") from None
-    for endpoint in (*sp.acs, *sp.slo):
-        # The browser is sent to these; nothing but http(s) may ever reach a form action or a redirect.
-        if urlsplit(endpoint.location).scheme not in ("http", "https"):
-            raise SpInputError("metadata", f"endpoint {endpoint.location!r} is not an http(s) URL")
+    for kind, endpoints in (("AssertionConsumerService", sp.acs), ("SingleLogoutService", sp.slo)):
+        for endpoint in endpoints:
+            check_endpoint_url(f"{kind} Location", endpoint.location)
+            if endpoint.response_location is not None:
+                check_endpoint_url(f"{kind} ResponseLocation", endpoint.response_location)
     return sp
+
+
+def check_endpoint_url(name: str, url: str) -> None:
+    """The browser is sent to these; nothing but a plain http(s) URL may reach a form action or a redirect."""
+    if len(url) > MAX_ENDPOINT_URL_LENGTH:
+        raise SpInputError("metadata", f"{name} is longer than {MAX_ENDPOINT_URL_LENGTH} characters")
+    if CONTROL_CHARACTERS.search(url) or any(ch.isspace() for ch in url):
+        raise SpInputError("metadata", f"{name} {url!r} has spaces or control characters")
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # an unclosed or invalid [IPv6] host
+        raise SpInputError("metadata", f"{name} {url!r} is not a valid URL ({exc})") from None
+    if scheme not in ("http", "https"):
+        raise SpInputError("metadata", f"{name} {url!r} is not an http(s) URL")
 
 
 def _local_host(host: str) -> bool:
@@ -141,7 +159,13 @@ def _local_host(host: str) -> bool:
 
 def read_metadata_source(source: str) -> bytes:
     """Metadata bytes from a file path or URL. URLs must be https (http only to this machine, for tests)."""
-    parts = urlsplit(source)
+    if not source:
+        raise SpInputError("metadata", "is empty; give the SP's metadata file or https URL")
+    try:
+        parts = urlsplit(source)
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked for it)
+    except ValueError as exc:  # an unclosed [IPv6] host, a port that is not a number from 0 to 65535
+        raise SpInputError("metadata", f"{source}: not a valid URL ({exc})") from None
     if parts.scheme in ("http", "https"):
         if parts.scheme == "http" and not _local_host(parts.hostname or ""):
             raise SpInputError("metadata", f"{source}: metadata URLs must use https")
@@ -149,7 +173,7 @@ def read_metadata_source(source: str) -> bytes:
         try:
             with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
                 data = response.read(MAX_METADATA_BYTES + 1)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise SpInputError("metadata", f"{source}: cannot fetch ({exc})") from None
     elif parts.scheme and len(parts.scheme) > 1:
         raise SpInputError("metadata", f"{source}: use a file path or an https:// URL")
@@ -158,6 +182,8 @@ def read_metadata_source(source: str) -> bytes:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise SpInputError("metadata", f"{source}: cannot read ({exc.strerror or exc})") from None
+        except ValueError as exc:  # a NUL byte in the path
+            raise SpInputError("metadata", f"{source!r}: cannot read ({exc})") from None
     if len(data) > MAX_METADATA_BYTES:
         raise SpInputError("metadata", f"{source}: larger than {MAX_METADATA_BYTES} bytes")
     return data

@@ -6,16 +6,20 @@ value and answers endpoint questions about it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lxml import etree
 
+from idp.accounts.identifiers import CONTROL_CHARACTERS
 from idp.saml import constants as c
 from idp.saml.credentials import Certificate, cert_pem_from_b64
 from idp.saml.errors import MalformedMessageError
 from idp.saml.xml import parse_xml, text_of
 
 MAX_METADATA_BYTES = 1024 * 1024
+MAX_ENTITY_ID_LENGTH = 1024  # SAML Core 8.3.6
+UNSIGNED_SHORT = re.compile(r"[0-9]{1,5}")  # xs:unsignedShort in ASCII digits (str.isdigit() takes '²' too)
 _NS = {"md": c.NS_MD, "ds": c.NS_DS, "mdattr": c.NS_MDATTR, "saml": c.NS_SAML, "mdui": c.NS_MDUI}
 
 
@@ -94,16 +98,25 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip() in ("true", "1")
 
 
+def _index(el: etree._Element, tag: str) -> int | None:
+    """An indexed endpoint's ``index`` (SAML Metadata 2.2.3): an xs:unsignedShort, 0 to 65535."""
+    index = el.get("index")
+    if index is None:
+        return None
+    if not UNSIGNED_SHORT.fullmatch(index) or int(index) > 65535:
+        raise MalformedMessageError(f"{tag} index {index[:20]!r} is not a number from 0 to 65535")
+    return int(index)
+
+
 def _endpoints(descriptor: etree._Element, tag: str) -> tuple[Endpoint, ...]:
     found = []
     for el in descriptor.findall(c.q(c.NS_MD, tag)):
-        index = el.get("index")
         default = el.get("isDefault")
         found.append(
             Endpoint(
                 binding=el.get("Binding", ""),
                 location=el.get("Location", ""),
-                index=int(index) if index is not None and index.isdigit() else None,
+                index=_index(el, tag),
                 is_default=None if default is None else _bool(default, False),
                 response_location=el.get("ResponseLocation"),
             )
@@ -141,8 +154,12 @@ def parse_sp_metadata(xml_bytes: bytes, **policy: object) -> ServiceProvider:
     if root.tag != c.q(c.NS_MD, "EntityDescriptor"):
         raise MalformedMessageError("SP metadata must be a single md:EntityDescriptor")
     entity_id = root.get("entityID")
-    if not entity_id:
-        raise MalformedMessageError("EntityDescriptor has no entityID")
+    if not entity_id or not entity_id.strip():
+        raise MalformedMessageError("EntityDescriptor has no entityID, or a blank one")
+    if len(entity_id) > MAX_ENTITY_ID_LENGTH:
+        raise MalformedMessageError(f"EntityDescriptor entityID is longer than {MAX_ENTITY_ID_LENGTH} characters")
+    if CONTROL_CHARACTERS.search(entity_id):
+        raise MalformedMessageError("EntityDescriptor entityID has control characters")
     descriptor = root.find("md:SPSSODescriptor", _NS)
     if descriptor is None:
         raise MalformedMessageError(f"{entity_id} has no SPSSODescriptor")

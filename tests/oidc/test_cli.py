@@ -6,6 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from idp.app import create_app
 from idp.cli import cli
@@ -83,12 +84,126 @@ def test_bad_input_exits_2_naming_the_argument(run):
         ("https://user:pass@lms.example/cb", "user information"),
         ("https://lms.example:99999/cb", "invalid port"),
         ("https://lms.example:port/cb", "invalid port"),
+        ("https://lms.example:0/cb", "invalid port"),
+        ("https://-/cb", "DNS name or an IP address"),
+        ("https://lms-.example/cb", "DNS name or an IP address"),
+        ("https://a%2eit/", "DNS name or an IP address"),
+        ("https://lms_1.example/cb", "DNS name or an IP address"),
+        ("https://999.1.1.1/cb", "DNS name or an IP address"),
+        ("https://[v1.lms]/cb", "DNS name or an IP address"),
+        ("https://[fe80::1%25eth0]/cb", "DNS name or an IP address"),
+        ("https://[::1/cb", "not a valid URI"),
     ],
 )
 def test_a_redirect_uri_that_cannot_be_compared_exactly_is_refused(run, uri, said):
     result = run("clients", "add", "lms", "--redirect-uri", uri, "--public")
     assert result.exit_code == 2 and "--redirect-uri" in result.output and said in result.output
     assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("option", ["--redirect-uri", "--post-logout-redirect-uri", "--backchannel-logout-uri"])
+@pytest.mark.parametrize("uri", ["https://[::1", "https://[x", "https://[x]/cb"])
+def test_a_uri_with_a_broken_ipv6_host_exits_2_naming_the_option(run, option, uri):
+    args = ["--redirect-uri", "https://lms.example/cb"] if option != "--redirect-uri" else []
+    result = run("clients", "add", "lms", *args, option, uri)
+    assert result.exit_code == 2 and option in result.output and "not a valid URI" in result.output, result.output
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://lms.uni.example.it:8443/cb", "https://10.0.0.7/cb", "https://[2001:db8::7]/cb", "http://[::1]:8080/cb"]
+)
+def test_ip_literals_and_ports_are_accepted_in_redirect_uris(run, uri):
+    result = run("clients", "add", "lms", "--redirect-uri", uri, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["redirect_uris"] == [uri]
+
+
+def rsa_jwk(bits=2048, private=False):
+    return RSAKey.generate_key(bits).as_dict(private=private)
+
+
+def ec_jwk(curve="P-256", private=False):
+    return ECKey.generate_key(curve).as_dict(private=private)
+
+
+def public_jwk(**members):
+    return {**ec_jwk(), **members}
+
+
+# Built when a test runs (keys are generated), named for the test ids.
+UNUSABLE_JWK_SETS = {
+    "a-list": lambda: [1, 2],
+    "a-string": lambda: "str",
+    "keys-not-a-list": lambda: {"keys": "garbage"},
+    "no-keys": lambda: {"keys": []},
+    "key-not-an-object": lambda: {"keys": [1]},
+    "key-as-pem": lambda: {"keys": [RSAKey.generate_key(2048).as_pem(private=False).decode()]},
+    "rsa-without-modulus": lambda: {"keys": [{"kty": "RSA"}]},
+    "unknown-kty-beside-a-good-key": lambda: {"keys": [public_jwk(), {"kty": "XYZ"}]},
+    "private-rsa": lambda: {"keys": [rsa_jwk(private=True)]},
+    "private-ec": lambda: {"keys": [ec_jwk(private=True)]},
+    "symmetric": lambda: {"keys": [OctKey.generate_key(256).as_dict()]},
+    "short-rsa": lambda: {"keys": [rsa_jwk(1024)]},
+    "ec-not-p256": lambda: {"keys": [ec_jwk("P-384")]},
+    "encryption-key": lambda: {"keys": [public_jwk(use="enc")]},
+    "for-another-alg": lambda: {"keys": [public_jwk(alg="ES384")]},
+}
+
+
+@pytest.mark.filterwarnings("ignore::joserfc.jwk.SecurityWarning")
+@pytest.mark.parametrize("name", list(UNUSABLE_JWK_SETS))
+def test_a_jwks_file_that_is_not_a_set_of_public_signing_keys_exits_2(run, tmp_path, name):
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(UNUSABLE_JWK_SETS[name]()))
+    result = run("clients", "add", "svc", "--grant-type", "client_credentials", "--jwks", str(path))
+    assert result.exit_code == 2 and "--jwks" in result.output, result.output
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+def test_a_jwks_file_of_public_signing_keys_registers_a_private_key_jwt_client(run, tmp_path):
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [public_jwk(use="sig", alg="ES256", kid="e1"), rsa_jwk()]}))
+    result = run("clients", "add", "svc", "--grant-type", "client_credentials", "--jwks", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["token_endpoint_auth_method"] == "private_key_jwt" and "client_secret" not in data
+
+
+def test_a_secret_for_a_private_key_jwt_client_is_refused_not_dropped(run, tmp_path):
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [public_jwk()]}))
+    result = run("clients", "add", "svc", "--grant-type", "client_credentials", "--jwks", str(path),
+                 "--secret-stdin", stdin="s" * 40 + "\n")
+    assert result.exit_code == 2 and "--secret-stdin" in result.output and "not a secret" in result.output
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--name", "Evil\x1b[31m\nName", "control characters"),
+        ("--name", "Tab\tName", "control characters"),
+        ("--name", "N" * 10_000, "longer than 200 characters"),
+        ("--sector-identifier", "uni.example.it\x1b[2J", "not a host name"),
+        ("--sector-identifier", "https://uni.example.it/", "not a host name"),
+        ("--sector-identifier", "a" * 300, "longer than 255 characters"),
+    ],
+)
+def test_a_name_or_sector_that_would_break_listings_or_columns_exits_2(run, option, value, said):
+    result = run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb", "--subject-type", "pairwise",
+                 option, value)
+    assert result.exit_code == 2 and option in result.output and said in result.output, result.output
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+def test_a_plain_name_and_a_sector_host_are_listed_on_one_row(run):
+    result = run("clients", "add", "lms", "--redirect-uri", "https://lms.example/cb", "--name", "Università – LMS",
+                 "--subject-type", "pairwise", "--sector-identifier", "uni.example.it")
+    assert result.exit_code == 0, result.output
+    assert run("clients", "list").stdout.splitlines() == [
+        "lms\tUniversità – LMS\tconfidential\tauthorization_code refresh_token\tcli\t"
+    ]
 
 
 def test_duplicate_and_missing_clients_fail_with_exit_1(run):

@@ -114,6 +114,74 @@ def test_unreadable_or_insecure_metadata_source_exits_2(run, source):
     assert result.exit_code == 2 and "--metadata" in result.output
 
 
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("https://[::1", "not a valid URL"),
+        ("https://[x]/md", "not a valid URL"),
+        ("http://localhost:abc/x", "not a valid URL"),
+        ("https://sp.example.org:99999/md", "not a valid URL"),
+        ("", "is empty"),
+    ],
+)
+def test_a_malformed_or_empty_metadata_argument_exits_2_saying_what_is_wrong(run, source, said):
+    result = run("sps", "add", "--metadata", source)
+    assert result.exit_code == 2 and "--metadata" in result.output and said in result.output, result.output
+
+
+def sp_metadata_with(sp_keys, entity_id=SP, acs="https://app.uni.example/saml/acs", index="0", slo=""):
+    """SP metadata as the kit writes it, with one attribute of the hostile sweep put in place."""
+    body = sp_metadata_xml(entity_id, sp_keys[1]).decode()
+    body = body.replace('index="0"', f'index="{index}"').replace("https://app.uni.example/saml/acs", acs)
+    return body.replace("</md:SPSSODescriptor>", f"{slo}</md:SPSSODescriptor>").encode()
+
+
+SLO = '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"index": "²"}, "AssertionConsumerService index"),
+        ({"index": "٣"}, "AssertionConsumerService index"),
+        ({"index": "7" * 5000}, "AssertionConsumerService index"),
+        ({"index": "65536"}, "AssertionConsumerService index"),
+        ({"index": "-1"}, "AssertionConsumerService index"),
+        ({"entity_id": " "}, "entityID"),
+        ({"entity_id": "https://sp.example/&#155;2J&#10;x"}, "entityID has control characters"),
+        ({"entity_id": "https://sp.example/" + "e" * 1024}, "entityID is longer than 1024"),
+        ({"acs": "https://app.uni.example/acs&#10;Set-Cookie: x=1"}, "AssertionConsumerService Location"),
+        ({"acs": "https://app.uni.example/a b"}, "AssertionConsumerService Location"),
+        ({"acs": "https://app.uni.example/" + "a" * 20_000}, "AssertionConsumerService Location is longer"),
+        ({"acs": "https://[::1/acs"}, "AssertionConsumerService Location"),
+        ({"slo": SLO + 'Location="https://app.uni.example/slo" ResponseLocation="javascript:alert(1)"/>'},
+         "SingleLogoutService ResponseLocation"),
+    ],
+    ids=["superscript-index", "arabic-digit-index", "huge-index", "index-over-65535", "negative-index",
+         "blank-entity-id", "entity-id-with-escape", "long-entity-id", "acs-with-newline", "acs-with-space",
+         "long-acs", "acs-with-broken-ipv6", "slo-response-to-javascript"],
+)
+def test_hostile_sp_metadata_exits_2_naming_the_element_and_writes_nothing(
+    run, services, tmp_path, sp_keys, changes, said
+):
+    path = tmp_path / "sp.xml"
+    path.write_bytes(sp_metadata_with(sp_keys, **changes))
+
+    result = run("sps", "add", "--metadata", str(path))
+
+    assert result.exit_code == 2 and "--metadata" in result.output and said in result.output, result.output
+    assert stored_sps(services) == 0
+
+
+def test_an_index_of_ascii_digits_up_to_65535_is_accepted(run, tmp_path, sp_keys):
+    path = tmp_path / "sp.xml"
+    path.write_bytes(sp_metadata_with(sp_keys, index="65535"))
+
+    result = run("sps", "add", "--metadata", str(path))
+
+    assert result.exit_code == 0, result.output
+
+
 def test_metadata_can_be_fetched_from_a_url(run, metadata_file):
     body = metadata_file.read_bytes()
 

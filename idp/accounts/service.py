@@ -7,13 +7,21 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from codicefiscale import codicefiscale
 from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from idp.accounts.identifiers import InvalidInput, check_text, normalise_identifier
+from idp.accounts.identifiers import (
+    InvalidInput,
+    canonical_country,
+    canonical_email,
+    canonical_fiscal_code,
+    canonical_student_id,
+    check_identifier,
+    check_name,
+    normalise_identifier,
+)
 from idp.accounts.passwords import PasswordRejected, Passwords, generate_temporary_password
 from idp.ops.audit import log_event, record
 from idp.settings import Settings
@@ -23,8 +31,10 @@ from idp.store.models import Account, AuditEvent, LoginIdentifier, PersonCodeSeq
 
 POPULATIONS = ("student", "staff", "guest", "service")
 STATUSES = ("active", "disabled")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{2,63}$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+# How often a creation takes a new person code after losing one to a concurrent creation.
+PERSON_CODE_ATTEMPTS = 8
+KIND_NAMES = {"username": "username", "person_code": "person code", "email": "e-mail", "student_id": "student ID"}
 
 
 class AccountError(Exception):
@@ -71,6 +81,10 @@ class LoginLookup:
 
 # The login path's statements, built once (building one costs more CPU than running it).
 _ACCOUNTS = Account.__table__
+_IDENTIFIER_IN_USE = select(LoginIdentifier.kind).where(LoginIdentifier.value == bindparam("value"))
+_IDENTIFIERS_IN_USE = select(LoginIdentifier.value, LoginIdentifier.kind).where(
+    LoginIdentifier.value.in_(bindparam("values", expanding=True))
+)
 _FIND_BY_IDENTIFIER = select(Account).join(LoginIdentifier).where(LoginIdentifier.value == bindparam("identifier"))
 # The same lookup in Core, for the login: a row, with no ORM session around it.
 _IDENTIFIERS = LoginIdentifier.__table__
@@ -136,82 +150,97 @@ class AccountService:
     # --- creation -------------------------------------------------------------------------
     def create(self, new: NewAccount, password: str | None = None, *, actor: str = "system") -> Account:
         values = self._validated(new)
+        password_hash = None
         if password is not None:
             self.passwords.check_choice(
                 password, context=(values["username"], values["given_name"], values["family_name"])
             )
-        try:
-            with self.db.session() as session:
-                code = self._next_person_code(session)
-                account = Account(person_code=code, **values)
-                if password is not None:
-                    account.password_hash = self.passwords.hash(password)
-                    account.password_changed_at = utcnow()
-                account.identifiers = [
-                    LoginIdentifier(value=normalise_identifier(value), kind=kind)
-                    for kind, value in self._identifier_forms(account)
-                ]
-                session.add(account)
-                session.flush()
-                record(session, "account.created", actor, account.id, {"population": account.population})
-                return account
-        except IntegrityError as exc:
-            raise AccountExists(_conflict_message(str(exc.orig))) from exc
+            password_hash = self.passwords.hash(password)
+        wanted = self._identifier_forms(values)
+        for _attempt in range(PERSON_CODE_ATTEMPTS):
+            try:
+                with self.db.session() as session:
+                    code = self._next_person_code(session, set(wanted))
+                    account = Account(person_code=code, **values)
+                    if password_hash is not None:
+                        account.password_hash = password_hash
+                        account.password_changed_at = utcnow()
+                    forms = {**wanted, code: "person_code"}
+                    account.identifiers = [LoginIdentifier(value=value, kind=kind) for value, kind in forms.items()]
+                    session.add(account)
+                    session.flush()
+                    record(session, "account.created", actor, account.id, {"population": account.population})
+                    return account
+            except IntegrityError as exc:
+                taken = self._taken(wanted, values["fiscal_code"])
+                if taken:
+                    raise AccountExists(taken) from exc
+                # Nothing the request asked for is taken: its person code met an identifier
+                # committed meanwhile by another creation (PostgreSQL). Take the next code.
+        raise AccountError("no free person code after several attempts; run the command again")
+
+    def _taken(self, wanted: dict[str, str], fiscal_code: str | None) -> str | None:
+        """Which of a refused creation's identifiers another account holds, said as the error."""
+        with self.db.reader() as session:
+            held = dict(session.execute(_IDENTIFIERS_IN_USE, {"values": list(wanted)}).all())
+            for value, kind in wanted.items():
+                if value in held:
+                    return (
+                        f"{KIND_NAMES[kind]} {value!r} is already used by another account "
+                        f"(as its {KIND_NAMES[held[value]]}); choose another"
+                    )
+            if fiscal_code and session.execute(select(Account.id).where(Account.fiscal_code == fiscal_code)).first():
+                return f"fiscal code {fiscal_code} is already used by another account; check whether the person has one"
+        return None
 
     def _validated(self, new: NewAccount) -> dict:
         values = {
-            "username": normalise_identifier(check_text("username", new.username, 64)),
-            "given_name": check_text("given_name", new.given_name, 200).strip(),
-            "family_name": check_text("family_name", new.family_name, 200).strip(),
-            "email": normalise_identifier(check_text("email", new.email, 320)),
+            "username": normalise_identifier(check_identifier("username", new.username, 64)),
+            "given_name": check_name("given_name", new.given_name),
+            "family_name": check_name("family_name", new.family_name),
+            "email": canonical_email("email", new.email),
             "population": new.population,
-            "personal_email": None,
-            "student_id": None,
-            "citizenship": None,
-            "fiscal_code": None,
+            "personal_email": canonical_email("personal_email", new.personal_email) if new.personal_email else None,
+            "student_id": canonical_student_id(new.student_id) if new.student_id else None,
+            "citizenship": canonical_country("citizenship", new.citizenship) if new.citizenship else None,
+            "fiscal_code": canonical_fiscal_code(new.fiscal_code) if new.fiscal_code else None,
         }
         if not USERNAME.match(values["username"]):
             raise InvalidInput("username", "letters, digits, dot, dash and underscore only (2-64)")
-        if not EMAIL.match(values["email"]):
-            raise InvalidInput("email", "not an e-mail address")
         if new.population not in POPULATIONS:
             raise InvalidInput("population", f"must be one of {', '.join(POPULATIONS)}")
-        if new.personal_email:
-            personal = normalise_identifier(check_text("personal_email", new.personal_email, 320))
-            if not EMAIL.match(personal):
-                raise InvalidInput("personal_email", "not an e-mail address")
-            values["personal_email"] = personal
-        if new.student_id:
-            student_id = normalise_identifier(check_text("student_id", new.student_id, 64))
-            if not student_id.isalnum():
-                raise InvalidInput("student_id", "letters and digits only")
-            values["student_id"] = student_id
-        if new.citizenship:
-            citizenship = new.citizenship.strip().upper()
-            if not re.fullmatch(r"[A-Z]{2}", citizenship):
-                raise InvalidInput("citizenship", "an ISO 3166 two-letter country code, such as IT")
-            values["citizenship"] = citizenship
-        if new.fiscal_code:
-            fiscal_code = new.fiscal_code.strip().upper()
-            if not codicefiscale.is_valid(fiscal_code):
-                raise InvalidInput("fiscal_code", "not a valid Italian codice fiscale")
-            values["fiscal_code"] = fiscal_code
-        elif values["citizenship"] == "IT":
+        if values["citizenship"] == "IT" and not values["fiscal_code"]:
             raise InvalidInput("fiscal_code", "required for Italian citizens")
         return values
 
-    def _next_person_code(self, session: Session) -> str:
-        row = PersonCodeSequence()
-        session.add(row)
-        session.flush()
-        return str(self.settings.login.person_code_start + row.id)
+    def _next_person_code(self, session: Session, wanted: set[str]) -> str:
+        """The next person code of the sequence that no account uses as any login identifier.
+
+        Person codes share login's one namespace with usernames and student IDs, which may be
+        numeric (a matricola is; some universities make it the username). Such an identifier is
+        not refused for looking like a person code: the allocation steps over it instead, so the
+        identifiers people chose keep working and a person code is never the reason a creation
+        fails. `wanted` holds the new account's own identifiers. On SQLite the creation holds the
+        write lock from this first INSERT to its commit, so what this reads stays true; on
+        PostgreSQL an identifier committed meanwhile makes the insert fail, and `create` takes the
+        next code. Codes stepped over are gaps, never reissued."""
+        while True:
+            row = PersonCodeSequence()
+            session.add(row)
+            session.flush()
+            code = str(self.settings.login.person_code_start + row.id)
+            if code not in wanted and session.execute(_IDENTIFIER_IN_USE, {"value": code}).first() is None:
+                return code
 
     @staticmethod
-    def _identifier_forms(account: Account) -> list[tuple[str, str]]:
-        forms = [("username", account.username), ("person_code", account.person_code), ("email", account.email)]
-        if account.student_id:
-            forms.append(("student_id", account.student_id))
-        return list(dict.fromkeys(forms))
+    def _identifier_forms(values: dict) -> dict[str, str]:
+        """The normalised values login will accept for a new account, each with its kind (the
+        person code aside); a student ID that is also the username is one identifier."""
+        forms: dict[str, str] = {}
+        for kind in ("username", "email", "student_id"):
+            if values[kind]:
+                forms.setdefault(normalise_identifier(values[kind]), kind)
+        return forms
 
     # --- lookup -----------------------------------------------------------------------------
     def find(self, typed: str) -> Account | None:
@@ -223,9 +252,14 @@ class AccountService:
         return session.execute(_FIND_BY_IDENTIFIER, {"identifier": normalise_identifier(typed)}).scalar_one_or_none()
 
     def find_by_fiscal_code(self, fiscal_code: str) -> Account | None:
+        """The account of a fiscal code as an upstream identity carries it (`TINIT-` prefix, any
+        case); None for a code that is not one (it cannot be stored, so it names no account)."""
+        try:
+            code = canonical_fiscal_code(fiscal_code)
+        except InvalidInput:
+            return None
         with self.db.session() as session:
-            stmt = select(Account).where(Account.fiscal_code == fiscal_code.strip().upper())
-            return session.execute(stmt).scalar_one_or_none()
+            return session.execute(select(Account).where(Account.fiscal_code == code)).scalar_one_or_none()
 
     def record_upstream_login(self, account_id: str) -> None:
         with self.db.session() as session:
@@ -382,9 +416,7 @@ class AccountService:
             return account
 
     def set_personal_email(self, typed: str, email: str, *, actor: str) -> Account:
-        personal = normalise_identifier(check_text("personal_email", email, 320))
-        if not EMAIL.match(personal):
-            raise InvalidInput("personal_email", "not an e-mail address")
+        personal = canonical_email("personal_email", email)
         with self.db.session() as session:
             account = self._find(session, typed)
             if account is None:
@@ -407,20 +439,3 @@ class AccountService:
         if changed.tzinfo is None:  # SQLite returns naive datetimes
             changed = changed.replace(tzinfo=dt.UTC)
         return changed + dt.timedelta(days=self.settings.passwords.expiry_days)
-
-
-def _conflict_message(detail: str) -> str:
-    detail = detail.lower()
-    for column, label in (
-        (
-            "login_identifiers",
-            "one of the identifiers (username, e-mail, student ID) is already used by another account",
-        ),
-        ("username", "username already taken"),
-        ("email", "e-mail already used by another account"),
-        ("student_id", "student ID already used by another account"),
-        ("fiscal_code", "fiscal code already used by another account"),
-    ):
-        if column in detail:
-            return label
-    return "an account with these identifiers already exists"

@@ -49,7 +49,8 @@ def login(broker: str):  # type: ignore[no-untyped-def]
         broker=broker,
         subject=f"{broker}:{fiscal_code}",
         assertion_id="_" + secrets.token_hex(16),
-        fiscal_code=fiscal_code,
+        # SPID and CIE carry the fiscalNumber as TINIT-<code> (ETSI EN 319 412-1), as the mock does.
+        fiscal_code=f"TINIT-{fiscal_code}" if broker in ("spid", "cie") else fiscal_code,
     )
     target = current_app.extensions["varco_upstream_return"](flow_id, identity)
     return redirect(target, 303)

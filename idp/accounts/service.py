@@ -393,15 +393,18 @@ class AccountService:
 
     def issue_temporary_password(self, typed: str, *, actor: str) -> str:
         password = generate_temporary_password()
+        password_hash = self.passwords.hash(password)
         with self.db.session() as session:
             account = self._find(session, typed)
             if account is None:
                 raise AccountNotFound(f"no account {typed!r}")
-            account.password_hash = self.passwords.hash(password)
+            account.password_hash = password_hash
             account.password_changed_at = utcnow()
             account.password_must_change = True
             record(session, "password.temporary_issued", actor, account.id, {})
-        self.ephemeral.delete(f"loginfail:acct:{account.id}")
+            # Before the commit: if the ephemeral store is down, the password is not changed
+            # either (it would be one nobody has seen, and the person locked out).
+            self.ephemeral.delete(f"loginfail:acct:{account.id}")
         return password
 
     def set_status(self, typed: str, status: str, *, actor: str) -> Account:

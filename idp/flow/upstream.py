@@ -7,12 +7,22 @@ import time
 from flask import request, url_for
 
 from federation.base import UpstreamIdentity
+from idp.accounts.identifiers import InvalidInput, canonical_fiscal_code
 from idp.flow.mfa_steps import grant_second_factor
 from idp.flow.state import FlowExpired
 from idp.flow.steps import FlowContext
 from idp.keys import same_text
 from idp.ops.audit import record
 from idp.web import browser_id, services
+
+
+def upstream_fiscal_code(value: str) -> str:
+    """The fiscal code an upstream identity carries (`TINIT-` prefix, any case) in its stored form;
+    one that is no valid code compares equal to none."""
+    try:
+        return canonical_fiscal_code(value)
+    except InvalidInput:
+        return ""
 
 
 def strong_login_returned(flow_id: str, identity: UpstreamIdentity) -> str:
@@ -39,7 +49,7 @@ def strong_login_returned(flow_id: str, identity: UpstreamIdentity) -> str:
         account is not None
         and account.fiscal_code is not None
         and identity.fiscal_code is not None
-        and same_text(account.fiscal_code, identity.fiscal_code.upper())
+        and same_text(account.fiscal_code, upstream_fiscal_code(identity.fiscal_code))
     )
     with svc.db.session() as session:
         record(

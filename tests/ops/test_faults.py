@@ -182,6 +182,21 @@ def test_password_change_with_redis_down_changes_nothing(home, keys_dir, pg_url,
     app.extensions["varco"].db.dispose()
 
 
+def test_a_temporary_password_with_redis_down_changes_nothing(home, keys_dir, pg_url, private_redis):
+    # The helpdesk would print nothing, and the person would be left with a password nobody has seen.
+    from idp.store.ephemeral import EphemeralUnavailable
+
+    app = app_for(home, keys_dir, pg_url, f"redis://127.0.0.1:{private_redis.port}/0")
+    add_account(app)
+    before = account_row(app)
+    private_redis.stop()
+    with pytest.raises(EphemeralUnavailable):
+        app.extensions["varco"].accounts.issue_temporary_password("mario.rossi", actor="helpdesk")
+    after = account_row(app)
+    assert (after.password_hash, after.password_must_change) == (before.password_hash, before.password_must_change)
+    app.extensions["varco"].db.dispose()
+
+
 def test_password_change_with_database_down_changes_nothing(home, keys_dir, pg_proxy):
     proxy, url = pg_proxy
     from tests.conftest import REDIS_URL

@@ -394,17 +394,19 @@ class AccountService:
     def issue_temporary_password(self, typed: str, *, actor: str) -> str:
         password = generate_temporary_password()
         password_hash = self.passwords.hash(password)
+        found = self.find(typed)
+        if found is None:
+            raise AccountNotFound(f"no account {typed!r}")
+        # The failed-login count is cleared first: if the ephemeral store is down, the password is
+        # not changed either (it would be one nobody has seen, and the person locked out). (Not
+        # inside the transaction: on SQLite the store's write would wait for the transaction's lock.)
+        self.ephemeral.delete(f"loginfail:acct:{found.id}")
         with self.db.session() as session:
-            account = self._find(session, typed)
-            if account is None:
-                raise AccountNotFound(f"no account {typed!r}")
+            account = session.get(Account, found.id)
             account.password_hash = password_hash
             account.password_changed_at = utcnow()
             account.password_must_change = True
             record(session, "password.temporary_issued", actor, account.id, {})
-            # Before the commit: if the ephemeral store is down, the password is not changed
-            # either (it would be one nobody has seen, and the person locked out).
-            self.ephemeral.delete(f"loginfail:acct:{account.id}")
         return password
 
     def set_status(self, typed: str, status: str, *, actor: str) -> Account:

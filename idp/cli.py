@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from idp.accounts.identifiers import InvalidInput, check_text
+from idp.accounts.identifiers import InvalidInput, check_text, printable
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
 from idp.keys import KeyRing, KeysUnusable, init_keys
@@ -136,11 +136,11 @@ def emit(data: Any, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
     elif isinstance(data, list):
         for row in data:
-            click.echo("\t".join(str(value if value is not None else "") for value in row.values()))
+            click.echo("\t".join(printable(str(value if value is not None else "")) for value in row.values()))
     else:
         width = max(len(k) for k in data)
         for key, value in data.items():
-            click.echo(f"{key.ljust(width)}  {value if value is not None else ''}")
+            click.echo(f"{key.ljust(width)}  {printable(str(value if value is not None else ''))}")
 
 
 # --- instance ------------------------------------------------------------------------------

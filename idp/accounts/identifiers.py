@@ -39,6 +39,12 @@ def check_text(field: str, value: str, max_length: int, *, required: bool = True
     return value
 
 
+def printable(text: str) -> str:
+    """`text` with its control characters and lone surrogates written as escapes (\\x1b, \\n): for a
+    terminal, where a stored value must not move the cursor, recolour the screen or break a row."""
+    return CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def normalise_identifier(value: str) -> str:
     """NFKC, trimmed, case-folded: `Mario.Rossi@Uni.IT ` and `mario.rossi@uni.it` are one identifier."""
     return unicodedata.normalize("NFKC", value).strip().casefold()

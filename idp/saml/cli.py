@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from idp.accounts.identifiers import printable
 from idp.saml.registry import SpConfigError, SpConflictError, SpInputError, SpPolicy, SpRegistry, check_release
 from idp.store.db import DatabaseUnavailable
 from idp.store.ephemeral import EphemeralUnavailable
@@ -45,8 +46,8 @@ def emit(data: Any, as_json: bool) -> None:
 
 def _flat(value: Any) -> str:
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+        return ",".join(printable(str(v)) for v in value)
+    return "" if value is None else printable(str(value))
 
 
 def store_errors(fn):  # type: ignore[no-untyped-def]

@@ -297,3 +297,25 @@ def test_field_errors_are_said_in_words(run):
     result = add_mario(run, "--student-id", "9" * 300)
     assert result.exit_code == 2
     assert "--student-id: too long" in result.output
+
+
+def test_stored_values_are_printed_with_their_control_characters_escaped(run, app):
+    # A value stored before its field was checked (or by another tool) must not move the terminal's
+    # cursor, recolour it, or break the tab-separated rows scripts read.
+    from sqlalchemy import update
+
+    from idp.oidc.models import OidcClientRecord
+    from idp.store.models import Account
+
+    assert add_mario(run).exit_code == 0
+    assert run("clients", "add", "lms", "--redirect-uri", "https://lms.uni.example.it/cb").exit_code == 0
+    db = app.extensions["varco"].db
+    with db.session() as session:
+        session.execute(update(Account).values(given_name="Mario\x1b[31m\nRed"))
+        session.execute(update(OidcClientRecord).values(name="LMS\tfake\x07"))
+    for args in (("users", "show", "mario.rossi"), ("users", "list"), ("clients", "list"), ("clients", "show", "lms")):
+        output = run(*args).output
+        assert "\x1b" not in output and "\x07" not in output, args
+    assert "Mario\\x1b[31m\\nRed" in run("users", "show", "mario.rossi").output
+    rows = run("clients", "list").output.strip().splitlines()
+    assert len(rows) == 1 and "LMS\\tfake\\x07" in rows[0]

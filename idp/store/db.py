@@ -52,9 +52,12 @@ class Database:
             path = self.engine.url.database
             if path and path != ":memory:" and not path.startswith("file:"):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-                # Readable by Varco's user only (password hashes, encrypted secrets); SQLite gives
-                # its -wal and -shm files the same permissions.
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                # Created readable by Varco's user only (password hashes, encrypted secrets); SQLite
+                # gives its -wal and -shm files the same permissions. Only when it does not exist
+                # (O_EXCL): closing any descriptor of an SQLite file drops every POSIX lock this
+                # process's connections hold on it.
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(

@@ -225,3 +225,28 @@ def test_a_process_forked_after_a_statement_uses_connections_of_its_own(db):
     assert os.waitstatus_to_exitcode(status) == 0
     statement.run({"at": dt.datetime.now(dt.UTC), "action": "parent again", "detail": {}})
     assert sorted(audit_actions(db)) == ["child", "parent", "parent again"]
+
+
+def test_opening_a_database_again_keeps_the_locks_this_process_holds_on_it(tmp_path):
+    # Closing any descriptor of an SQLite file drops every POSIX lock the process holds on it: a
+    # second Database for the same file must not open and close the file to set its permissions.
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "varco.db"
+    first = Database(f"sqlite:///{path}")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")  # this process holds the write lock
+    second = Database(f"sqlite:///{path}")
+    other = (
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+        "try:\n c.execute('BEGIN IMMEDIATE'); print('got the lock')\nexcept sqlite3.OperationalError as e: print(e)"
+    )
+    said = subprocess.run([sys.executable, "-c", other, str(path)], capture_output=True, text=True, check=True)
+    writer.execute("ROLLBACK")
+    writer.close()
+    first.dispose()
+    second.dispose()
+    assert said.stdout.strip() == "database is locked"

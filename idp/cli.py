@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
 
 from idp.accounts.identifiers import InvalidInput, check_text, printable
 from idp.accounts.passwords import PasswordRejected
@@ -71,8 +72,9 @@ class Context:
             from idp.app import build_services
 
             settings = self.settings
-            if settings.database_url.startswith("sqlite:"):
-                path = Path(settings.database_url.split("///", 1)[-1])
+            database = make_url(settings.database_url).database
+            if settings.database_url.startswith("sqlite:") and database not in (None, "", ":memory:"):
+                path = Path(database)
                 if not path.exists():  # (a typo in VARCO_HOME would otherwise create one)
                     raise Failed(f"no database at {path}: run `varco init` in the instance folder (VARCO_HOME)")
             try:

@@ -99,6 +99,7 @@ class KeyRing:
         was damaged would otherwise fail at the first request that signs with it."""
         manifest_path = directory / "manifest.json"
         secret_path = directory / "secret.key"
+        _check_folder(directory)
         try:
             if not manifest_path.exists() or not secret_path.exists():
                 raise KeysMissing(f"no keys in {directory}; run `varco keys init`")
@@ -121,6 +122,11 @@ class KeysBroken(KeysUnusable):
 
 MANIFEST_FIELDS = ("kid", "kind", "created", "status")
 SECRET_LENGTH = 32
+
+
+def _check_folder(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise KeysBroken(f"{directory} is not a folder; move it away and run `varco keys init`")
 
 
 def read_manifest(path: Path) -> list[dict]:
@@ -174,7 +180,7 @@ def _load_signing_key(directory: Path, entry: dict) -> SigningKey:
 
 def _load_secret(path: Path) -> bytes:
     try:
-        secret = base64.b64decode(path.read_bytes(), validate=True)
+        secret = base64.b64decode(path.read_bytes().strip(), validate=True)
     except ValueError:
         secret = b""
     if len(secret) != SECRET_LENGTH:
@@ -185,6 +191,7 @@ def _load_secret(path: Path) -> bytes:
 
 def init_keys(directory: Path, common_name: str = "Varco") -> list[str]:
     """Create the keys that are missing; never replaces an existing key. Returns what was created."""
+    _check_folder(directory)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     created: list[str] = []

@@ -353,7 +353,7 @@ def _validate(settings: Settings) -> None:
             )
     if settings.smtp.url:
         smtp = _url_parts("smtp.url", settings.smtp.url, "fix VARCO_SMTP_URL")
-        if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:
+        if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname or smtp.port == 0:
             raise SettingsError(
                 f"smtp.url: {shown_url(settings.smtp.url)!r} must be smtp://host:port or smtps://...; "
                 "fix VARCO_SMTP_URL"

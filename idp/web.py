@@ -261,9 +261,15 @@ class WholeBody:
         self.limit = limit
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
-        if "HTTP_TRANSFER_ENCODING" in environ and not environ.get("CONTENT_LENGTH"):
+        coding = environ.get("HTTP_TRANSFER_ENCODING")
+        if coding is not None:
             body = b""
             try:
+                if environ.get("CONTENT_LENGTH") or coding.strip().lower() != "chunked":
+                    # RFC 9112 6.1/6.3: a length beside a transfer coding is a smuggling attempt, and
+                    # chunked is the one coding a request's body may end with (gunicorn refuses
+                    # both itself; the development server does not).
+                    raise MalformedBody("Transfer-Encoding other than chunked, or with a Content-Length")
                 body = self._read(environ["wsgi.input"])
             except RequestEntityTooLarge as exc:
                 environ[BODY_ERROR] = exc

@@ -137,7 +137,8 @@ def canonical_fiscal_code(value: str) -> str:
     Entrate issues one to tell apart a *different* person whose code would otherwise be the
     same, so it names someone other than the base code does."""
     code = unicodedata.normalize("NFKC", check_identifier("fiscal_code", value, 64)).strip().upper()
-    code = code.removeprefix("TINIT-")
+    # Spaces inside, as a tessera sanitaria or a PDF groups the characters (RSS MRA 85T10 A562S).
+    code = "".join(code.removeprefix("TINIT-").split())
     if not FISCAL_CODE.fullmatch(code) or not codicefiscale.is_valid(code):
         raise InvalidInput("fiscal_code", "not a valid Italian codice fiscale (16 letters and digits); check it")
     return code

@@ -255,13 +255,21 @@ def test_a_fiscal_code_with_anything_but_its_sixteen_characters_is_refused(servi
     assert services.accounts.count() == 0
 
 
-@pytest.mark.parametrize("typed", ["ＲSSMRA85T10H501O", " rssmra85t10h501o ", "TINIT-RSSMRA85T10H501O"])
+@pytest.mark.parametrize(
+    "typed", ["ＲSSMRA85T10H501O", " rssmra85t10h501o ", "TINIT-RSSMRA85T10H501O", "RSS MRA 85T10 H501O"]
+)
 def test_a_fiscal_code_names_one_person_however_it_is_typed(services, typed):
     services.accounts.create(new(citizenship="IT", fiscal_code="RSSMRA85T10H501O"))
     with pytest.raises(AccountExists) as taken:
         services.accounts.create(new("anna.b", citizenship="IT", fiscal_code=typed))
     assert "fiscal code RSSMRA85T10H501O is already used" in str(taken.value)
     assert services.accounts.count() == 1
+
+
+def test_a_fiscal_code_typed_in_groups_is_stored_without_its_spaces(services):
+    # As a tessera sanitaria or a PDF prints it.
+    account = services.accounts.create(new(citizenship="IT", fiscal_code="RSS MRA 85T10 H501O"))
+    assert account.fiscal_code == "RSSMRA85T10H501O"
 
 
 def test_an_upstream_fiscal_code_finds_its_account_with_or_without_the_tinit_prefix(services):

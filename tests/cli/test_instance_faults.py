@@ -64,6 +64,19 @@ def test_a_secret_key_that_is_not_32_bytes_is_refused_by_every_command(home, con
         refused(varco(home, *command), "secret.key", "32-byte secret")
 
 
+def test_a_secret_key_with_a_windows_line_ending_is_read(home):
+    secret = home / "keys" / "secret.key"
+    secret.write_bytes(secret.read_bytes().strip() + b"\r\n")
+    assert varco(home, "keys", "list").returncode == 0
+
+
+def test_a_keys_path_that_is_a_file_is_named(home):
+    shutil.rmtree(home / "keys")
+    (home / "keys").write_text("not a folder")
+    for command in (["keys", "list"], ["keys", "init"], ["users", "list"]):
+        refused(varco(home, *command), "is not a folder")
+
+
 @pytest.mark.parametrize(
     "manifest", [b"{bad", b"[]", b'{"keys": "x"}', b'{"keys": [{"kid": "x"}]}', b'{"keys": [1]}', b"\xff\xfe"]
 )
@@ -129,6 +142,10 @@ def test_init_makes_the_database_and_the_configuration_private(home):
 def test_a_command_on_an_instance_never_initialised_says_to_run_init_and_creates_nothing(tmp_path):
     refused(varco(tmp_path, "users", "list"), "no database at", "varco init")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_in_memory_database_is_not_taken_for_a_missing_file(home):
+    refused(varco(home, "users", "list", VARCO_DATABASE_URL="sqlite://"), "no Varco tables", "varco init")
 
 
 @pytest.mark.parametrize("kind", ["file", "config is a folder"])

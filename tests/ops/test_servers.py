@@ -157,3 +157,31 @@ def test_a_chunked_body_is_held_to_the_size_limit_and_a_malformed_one_is_a_bad_r
     # A chunked body within the limit is read whole, as one with a Content-Length would be.
     status, body = raw_exchange(port, chunked("/oidc/token", chunks_of(b"grant_type=client_credentials", 7)))
     assert status == 401 and json.loads(body)["error"] == "invalid_client"
+
+
+def test_the_development_server_refuses_a_body_it_cannot_measure(instance):
+    # gunicorn refuses these itself; the development server (varco serve) hands them on.
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "idp.cli", "serve", "--port", str(port)],
+        env={**instance, "VARCO_SERVER_MAX_REQUEST_KIB": "64"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}/readyz", process) == 200
+        head = "POST /oidc/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        form = "Content-Type: application/x-www-form-urlencoded\r\n"
+        too_big = chunks_of(b"grant_type=client_credentials&pad=" + b"x" * (65 * 1024))
+        # A Content-Length beside chunked (request smuggling) is refused, whatever the body's size.
+        both = (head + form + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").encode() + too_big
+        status, body = raw_exchange(port, both)
+        assert status == 400 and json.loads(body)["error"] == "invalid_request"
+        # A coding other than chunked is answered at once (it used to wait for the client to hang up).
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall((head + form + "Transfer-Encoding: gzip\r\n\r\n").encode() + b"\x1f\x8b")
+            assert b" 400 " in sock.recv(65536).split(b"\r\n", 1)[0]
+        assert raw_exchange(port, chunked("/oidc/token", too_big))[0] == 413
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -96,6 +96,7 @@ def test_environment_overrides_the_file(tmp_path):
         ({"VARCO_ISSUER": "https://idp.example.it:99999"}, "server.issuer"),
         ({"VARCO_REDIS_URL": "redis://:p@[::1"}, "redis.url"),
         ({"VARCO_SMTP_URL": "smtp://[x"}, "smtp.url"),
+        ({"VARCO_SMTP_URL": "smtp://mail.uni.example.it:0"}, "smtp.url"),
         ({"VARCO_DATABASE_URL": "postgresqlgarbage"}, "database.url"),
         ({"VARCO_DATABASE_URL": "sqlite:garbage"}, "database.url"),
         ({"VARCO_MFA_SMS_GATEWAY_URL": "garbage"}, "mfa.sms_gateway_url"),

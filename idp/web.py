@@ -265,11 +265,14 @@ class WholeBody:
         if coding is not None:
             body = b""
             try:
-                if environ.get("CONTENT_LENGTH") or coding.strip().lower() != "chunked":
-                    # RFC 9112 6.1/6.3: a length beside a transfer coding is a smuggling attempt, and
-                    # chunked is the one coding a request's body may end with (gunicorn refuses
-                    # both itself; the development server does not).
-                    raise MalformedBody("Transfer-Encoding other than chunked, or with a Content-Length")
+                # RFC 9112 6.1: chunked is the one coding a request's body may end with. 6.3: beside
+                # it, a Content-Length is overridden (the server de-chunked the body and says where
+                # it ends: wsgi.input_terminated), or else ambiguous, a smuggling attempt. gunicorn
+                # refuses both cases itself; the development server does not.
+                if coding.strip().lower() != "chunked" or (
+                    environ.get("CONTENT_LENGTH") and not environ.get("wsgi.input_terminated")
+                ):
+                    raise MalformedBody("Transfer-Encoding other than chunked, or an ambiguous Content-Length")
                 body = self._read(environ["wsgi.input"])
             except RequestEntityTooLarge as exc:
                 environ[BODY_ERROR] = exc

@@ -259,3 +259,13 @@ def test_a_login_hint_with_control_characters_is_not_prefilled(browser, hint):
     page = browser.get(f"/login?login_hint={hint}")
     assert page.status == 200
     assert 'name="username" value=""' in page.text or 'value=""' in page.text.split('name="username"')[1][:200]
+
+
+@pytest.mark.parametrize("path", ["/login", "/oidc/token", "/logout"])
+def test_a_body_whose_length_is_ambiguous_is_refused(browser, path):
+    # RFC 9112 6.1, 6.3: chunked is the one coding a request may use, and a Content-Length beside
+    # it from a server that did not de-chunk the body (no wsgi.input_terminated) is a smuggling attempt.
+    form = {"data": "grant_type=client_credentials", "content_type": "application/x-www-form-urlencoded"}
+    for coding in ("chunked", "gzip", "chunked, chunked"):
+        response = browser.client.post(path, headers={"Transfer-Encoding": coding}, **form)
+        assert response.status_code == 400, (coding, response.status_code)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 from sqlalchemy.engine import make_url
 
-from idp.accounts.identifiers import InvalidInput, check_text, printable
+from idp.accounts.identifiers import InvalidInput, check_text, input_message, printable
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import POPULATIONS, AccountError, NewAccount
 from idp.keys import KeyRing, KeysUnusable, init_keys
@@ -345,19 +345,6 @@ def _is_utf8(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-# The English of `check_text`'s codes (the web pages have theirs, translated, in idp/flow/messages.py).
-INPUT_MESSAGES = {
-    "required": "required",
-    "too_long": "too long",
-    "bad_encoding": "not valid UTF-8",
-    "control_characters": "contains control characters, which are not allowed",
-}
-
-
-def input_message(code: str) -> str:
-    return INPUT_MESSAGES.get(code, code)
 
 
 def account_errors(fn):  # type: ignore[no-untyped-def]

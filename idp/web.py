@@ -225,31 +225,33 @@ def reject_undecodable_input() -> None:
     if body_error is not None:
         raise body_error
     query = request.environ.get("QUERY_STRING", "")
-    if query and not (query.isascii() and "%" not in query):
-        try:  # (the WSGI server gives the query's bytes as latin-1 characters)
-            unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
-        except (UnicodeError, ValueError) as exc:
-            raise UndecodableQuery() from exc
+    if query and not (query.isascii() and "%" not in query) and not percent_encoded_utf8(query):
+        raise UndecodableQuery()
     if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
         return
     raw = request.get_data(cache=True)
+    if not raw.isascii() or (b"%" in raw and not percent_encoded_utf8(raw.decode("ascii"))):
+        raise UndecodableForm()
+
+
+def percent_encoded_utf8(text: str) -> bool:
+    """Whether `text` (bytes as latin-1 characters, as WSGI gives them) is UTF-8 once its escapes
+    are undone. "&", "=" and "+" are ASCII, so a query or form is valid exactly when every name and
+    value is: one pass over the whole instead of one per field."""
     try:
-        text = raw.decode("ascii")
-        # "&", "=" and "+" are ASCII, so the body is valid UTF-8 once unescaped exactly when every
-        # name and value is: one pass over the whole body instead of one per field.
-        if "%" in text:
-            unquote_to_bytes(text).decode("utf-8")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UndecodableForm() from exc
+        unquote_to_bytes(text.encode("latin-1")).decode("utf-8")
+    except (UnicodeError, ValueError):
+        return False
+    return True
 
 
-# Set by WholeBody when a body sent without a Content-Length is refused; raised before the view.
+# Set by WholeBody when a body sent with a transfer coding is refused; raised before the view.
 BODY_ERROR = "varco.body_error"
 
 
 class WholeBody:
-    """WSGI middleware for a request body sent without a Content-Length (chunked): read whole, up
-    to the size limit, before anything beneath sees it, which then sees a body with a length.
+    """WSGI middleware for a request body sent with a transfer coding (chunked): read whole, up to
+    the size limit, before anything beneath sees it, which then sees a body with a length.
 
     Werkzeug cuts such a body at MAX_CONTENT_LENGTH without a word (a form loses its later fields
     instead of being refused), and a malformed chunk raises from the server's reader in the middle
@@ -264,22 +266,23 @@ class WholeBody:
         coding = environ.get("HTTP_TRANSFER_ENCODING")
         if coding is not None:
             body = b""
-            try:
-                # RFC 9112 6.1: chunked is the one coding a request's body may end with. 6.3: beside
-                # it, a Content-Length is overridden (the server de-chunked the body and says where
-                # it ends: wsgi.input_terminated), or else ambiguous, a smuggling attempt. gunicorn
-                # refuses both cases itself; the development server does not.
-                if coding.strip().lower() != "chunked" or (
-                    environ.get("CONTENT_LENGTH") and not environ.get("wsgi.input_terminated")
-                ):
-                    raise MalformedBody("Transfer-Encoding other than chunked, or an ambiguous Content-Length")
-                body = self._read(environ["wsgi.input"])
-            except RequestEntityTooLarge as exc:
-                environ[BODY_ERROR] = exc
-            except Exception as exc:  # noqa: BLE001 - the server's chunk reader, whatever it raises
-                # (gunicorn's ParseException, OSError when the client went away, the development
-                # server's IOError): a body that could not be read is the client's fault.
-                environ[BODY_ERROR] = MalformedBody(str(exc) or type(exc).__name__)
+            # RFC 9112 6.1: chunked is the one coding a request's body may end with. 6.3: beside it,
+            # a Content-Length is overridden (the server de-chunked the body and says where it
+            # ends: wsgi.input_terminated), or else ambiguous, a smuggling attempt. gunicorn refuses
+            # both cases itself; the development server does not.
+            if coding.strip().lower() != "chunked" or (
+                environ.get("CONTENT_LENGTH") and not environ.get("wsgi.input_terminated")
+            ):
+                environ[BODY_ERROR] = MalformedBody("Transfer-Encoding other than chunked, or an ambiguous length")
+            else:
+                try:
+                    body = self._read(environ["wsgi.input"])
+                except RequestEntityTooLarge as exc:
+                    environ[BODY_ERROR] = exc
+                except Exception as exc:  # noqa: BLE001 - the server's chunk reader, whatever it raises
+                    # (gunicorn's ParseException, OSError when the client went away, the development
+                    # server's IOError): a body that could not be read is the client's fault.
+                    environ[BODY_ERROR] = MalformedBody(str(exc) or type(exc).__name__)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             del environ["HTTP_TRANSFER_ENCODING"]
@@ -298,6 +301,6 @@ class WholeBody:
 
 
 class MalformedBody(BadRequest):
-    """A chunked body that does not follow HTTP/1.1's chunked coding."""
+    """A body whose transfer coding cannot be read: not chunked, or chunked in error."""
 
-    description = "The request body's chunked coding is malformed."
+    description = "The request body's transfer coding is malformed or not supported."

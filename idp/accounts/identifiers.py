@@ -39,6 +39,20 @@ def check_text(field: str, value: str, max_length: int, *, required: bool = True
     return value
 
 
+# The English of `check_text`'s codes, for the command line and the registries (the web pages have
+# theirs, translated, in idp/flow/messages.py); other codes are whole sentences already.
+INPUT_MESSAGES = {
+    "required": "required",
+    "too_long": "too long",
+    "bad_encoding": "not valid UTF-8",
+    "control_characters": "contains control characters, which are not allowed",
+}
+
+
+def input_message(code: str) -> str:
+    return INPUT_MESSAGES.get(code, code)
+
+
 def printable(text: str) -> str:
     """`text` with its control characters and lone surrogates written as escapes (\\x1b, \\n): for a
     terminal, where a stored value must not move the cursor, recolour the screen or break a row."""

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from idp.accounts.identifiers import InvalidInput, check_text
+from idp.accounts.identifiers import InvalidInput, check_text, input_message
 from idp.keys import same_text
 from idp.oidc.config import (
     AUTH_METHODS,
@@ -249,12 +249,8 @@ def validate_text(field_name: str, value: str, max_length: int) -> None:
     try:
         check_text(field_name, value, max_length, required=False)
     except InvalidInput as exc:
-        problems = {
-            "too_long": f"longer than {max_length} characters",
-            "bad_encoding": "not valid UTF-8",
-            "control_characters": "has control characters (line breaks, tabs, escapes); use plain text",
-        }
-        raise ClientError(field_name, problems.get(exc.message, exc.message)) from None
+        problem = f"longer than {max_length} characters" if exc.message == "too_long" else input_message(exc.message)
+        raise ClientError(field_name, problem) from None
 
 
 def validate_sector(sector: str) -> None:
